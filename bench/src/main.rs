@@ -1,0 +1,47 @@
+//! lethe's benchmarks.
+//!
+//! Each workload runs several times and reports the median (and min/max),
+//! because these machines are small and noisy; where there is a hand-written
+//! baseline for the same work, it runs in the same process, interleaved with
+//! lethe, and the report gives the ratio. The harness is written by hand
+//! (not criterion) because what we report is a ratio against a baseline run
+//! in the same session, plus peak memory, which criterion does not measure.
+
+mod stats;
+mod validate;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "lethe-bench", about = "Benchmarks of lethe")]
+struct Cli {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Debug, Subcommand)]
+enum Workload {
+    /// Validate a folder of generated job files (target: 1,000 files in under 1 s).
+    Validate {
+        /// How many job files.
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// How many timed runs (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.workload {
+        Workload::Validate { files, runs } => validate::run(files, runs),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The command line: parses arguments, calls the library, prints, exits.
+//!
+//! This is the only module that writes to the terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::diag::{self, Format, TextStyle};
+use crate::spec::schema::{SchemaKind, render};
+use crate::validate::Workspace;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (validate: valid; plan: nothing to do)
+  1  error (invalid input, unreachable target, failed run)
+  2  plan --detailed-exitcode: work planned
+  3  gates missing, or the plan is blocked, rejected, expired or applied
+  4  apply: verification found residues";
+
+/// lethe: declarative, audited anonymization and deletion jobs for
+/// business systems.
+///
+/// Write a job (YAML), validate it, plan it (a dry run with a report), have
+/// it approved, then apply exactly the approved plan.
+#[derive(Debug, Parser)]
+#[command(name = "lethe", version, about, long_about, after_long_help = EXIT_CODES, max_term_width = 100)]
+struct Cli {
+    /// When to use colours: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check jobs and system models: schema first, then against the model.
+    ///
+    /// Give files or folders (searched for *.yaml and *.yml). Jobs and system
+    /// models are told apart by content: a job has `selection`, a model has
+    /// `entities`. Every problem is reported at file:line:col.
+    #[command(after_long_help = "Exit codes:\n  0  every file is valid\n  1  at least one error")]
+    Validate {
+        /// Job and system-model files, or folders of them.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// How to print problems: text for people, json for tools, github for
+        /// annotations in GitHub Actions.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the JSON Schema of a format (also committed in schemas/).
+    Schema {
+        /// job or system
+        #[arg(value_enum)]
+        kind: SchemaKind,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    match cli.command {
+        Command::Validate { paths, format } => validate(&paths, format, color),
+        Command::Schema { kind } => {
+            print(&render(kind));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf], format: Format, color: bool) -> ExitCode {
+    let ws = Workspace::default();
+    let report = ws.validate_paths(paths);
+    let style = TextStyle {
+        color,
+        width: terminal_width(),
+    };
+    print(&diag::render_all(
+        &report.diagnostics,
+        report.files,
+        format,
+        style,
+    ));
+    if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Writes to stdout, ignoring a closed pipe (`lethe … | head`).
+fn print(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}

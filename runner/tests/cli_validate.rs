@@ -1,0 +1,113 @@
+//! `lethe validate` and `lethe schema` through the binary, from the
+//! repository root, as a user or a CI pipeline runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn lethe(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("RETAIL_DB_URL")
+        .output()
+        .expect("the lethe binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn shipped_jobs_and_models_are_valid() {
+    let o = lethe(&["validate", "jobs/", "connectors/systems/"], &root());
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("4 files, 0 errors\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_misspelt_key_fails_with_a_suggestion_at_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = std::fs::read_to_string(root().join("jobs/anonymize-old-customers.yaml")).unwrap();
+    let bad = job.replacen("    - field: kind", "    - feild: kind", 1);
+    assert_ne!(job, bad);
+    // Keep the model reachable by name: copy the job next to the repository's models.
+    let path = dir.path().join("job.yaml");
+    std::fs::write(&path, bad).unwrap();
+    let line = job.lines().position(|l| l == "    - field: kind").unwrap() + 1;
+
+    let o = lethe(&["validate", path.to_str().unwrap()], &root());
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("unknown key `feild`"), "{out}");
+    assert!(out.contains("did you mean `field`?"), "{out}");
+    assert!(out.contains(&format!("job.yaml:{line}:7]")), "{out}");
+    assert!(out.ends_with("1 file, 1 error\n"), "{out}");
+
+    let o = lethe(
+        &["validate", "--format", "github", path.to_str().unwrap()],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let first = out.lines().next().unwrap();
+    assert!(first.starts_with("::error file="), "{first}");
+    assert!(first.contains(&format!(",line={line},col=7,title=lethe unknown-key::unknown key `feild`%0Ahelp: did you mean `field`?")), "{first}");
+
+    let o = lethe(
+        &["validate", "--format", "json", path.to_str().unwrap()],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["errors"], 1);
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["code"], "unknown-key");
+    assert_eq!(d["line"], line);
+    assert_eq!(d["column"], 7);
+    assert_eq!(d["help"], "did you mean `field`?");
+}
+
+#[test]
+fn a_missing_path_is_an_error() {
+    let o = lethe(&["validate", "no/such/file.yaml"], &root());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("cannot read no/such/file.yaml"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn committed_schemas_match_the_code() {
+    for (kind, file) in [("job", "job.schema.json"), ("system", "system.schema.json")] {
+        let o = lethe(&["schema", kind], &root());
+        assert_eq!(o.status.code(), Some(0));
+        let committed = std::fs::read_to_string(root().join("schemas").join(file)).unwrap();
+        assert!(
+            stdout(&o) == committed,
+            "schemas/{file} differs from `lethe schema {kind}`; regenerate it with `cargo run -- schema {kind} > schemas/{file}`"
+        );
+    }
+}
+
+#[test]
+fn help_teaches() {
+    let o = lethe(&["--help"], &root());
+    let out = stdout(&o);
+    assert!(out.contains("Exit codes:"), "{out}");
+    let o = lethe(&["validate", "--help"], &root());
+    let out = stdout(&o);
+    assert!(out.contains("--format"), "{out}");
+    assert!(out.contains("github"), "{out}");
+}
