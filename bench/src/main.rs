@@ -7,8 +7,14 @@
 //! (not criterion) because what we report is a ratio against a baseline run
 //! in the same session, plus peak memory, which criterion does not measure.
 
+mod alloc;
+mod plan;
+mod spans;
 mod stats;
 mod validate;
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
 
 use clap::{Parser, Subcommand};
 
@@ -30,12 +36,24 @@ enum Workload {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Plan the example anonymize job on the demo system, beside the
+    /// hand-written SQL that selects the same keys (target ≤ 1.5×).
+    Plan {
+        /// How many customers the demo system has.
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        /// How many timed runs of each (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    spans::install();
     let result = match cli.workload {
         Workload::Validate { files, runs } => validate::run(files, runs),
+        Workload::Plan { customers, runs } => plan::run(customers, runs),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,13 @@
 //! The library holds everything; the `lethe` binary only calls [`cli::run`].
 
 pub mod cli;
+pub mod demo;
 pub mod diag;
+pub mod ledger;
+pub mod mask;
+pub mod plan;
+pub mod report;
 pub mod spec;
+pub mod strategy;
+pub mod target;
 pub mod validate;

@@ -1,6 +1,8 @@
 //! `lethe validate` and `lethe schema` through the binary, from the
 //! repository root, as a user or a CI pipeline runs them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -90,7 +92,11 @@ fn a_missing_path_is_an_error() {
 
 #[test]
 fn committed_schemas_match_the_code() {
-    for (kind, file) in [("job", "job.schema.json"), ("system", "system.schema.json")] {
+    for (kind, file) in [
+        ("job", "job.schema.json"),
+        ("system", "system.schema.json"),
+        ("plan", "plan.schema.json"),
+    ] {
         let o = lethe(&["schema", kind], &root());
         assert_eq!(o.status.code(), Some(0));
         let committed = std::fs::read_to_string(root().join("schemas").join(file)).unwrap();

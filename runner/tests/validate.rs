@@ -2,6 +2,8 @@
 //! exact `file:line:col`, with its message; then the whole rendered
 //! diagnostics as a snapshot for review.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::diag::{self, Format, TextStyle};
+use crate::diag::{self, Diagnostic, Format, TextStyle};
 use crate::spec::schema::{SchemaKind, render};
 use crate::validate::Workspace;
+
+mod demo;
+mod plan;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -60,11 +63,33 @@ enum Command {
         format: Format,
     },
     /// Print the JSON Schema of a format (also committed in schemas/).
+    /// Make a plan: a dry run that reads the target and changes nothing.
+    ///
+    /// The report shows what the job would do: records matched, ignored (and
+    /// why), selected and deferred by the cap; rows changed per table; each
+    /// anonymized field with masked samples; warnings; possible duplicates;
+    /// and the gates the plan must pass before `lethe apply`.
+    #[command(
+        after_long_help = "Exit codes:\n  0  planned (with --detailed-exitcode: nothing to do)\n  1  error\n  2  with --detailed-exitcode: work planned\n  3  blocked by a guard or check"
+    )]
+    Plan(plan::PlanArgs),
+    /// Build a demo retail system in a temporary SQLite file and walk through a job.
+    Demo(demo::DemoArgs),
+    /// Print the JSON Schema of a format (also committed in schemas/).
     Schema {
-        /// job or system
+        /// job, system or plan
         #[arg(value_enum)]
         kind: SchemaKind,
     },
+}
+
+/// What every command knows about its terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// Colours on stdout.
+    pub color: bool,
+    /// Hints for a person on stderr (next steps); off when stderr is not a terminal.
+    pub hints: bool,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -77,12 +102,46 @@ pub fn run() -> ExitCode {
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
+    let ctx = Ctx {
+        color,
+        hints: std::io::stderr().is_terminal(),
+    };
     match cli.command {
         Command::Validate { paths, format } => validate(&paths, format, color),
         Command::Schema { kind } => {
             print(&render(kind));
             ExitCode::SUCCESS
         }
+        Command::Plan(args) => block_on(plan::run(&ctx, args)),
+        Command::Demo(args) => block_on(demo::run(&ctx, args)),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => fail(&format!("cannot start the async runtime: {e}")),
+    }
+}
+
+/// Prints `error: message` on stderr; exit code 1.
+pub fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+/// Prints diagnostics on stderr.
+pub fn print_diagnostics(ctx: &Ctx, ds: &[Diagnostic]) {
+    let style = TextStyle {
+        color: ctx.color && std::io::stderr().is_terminal(),
+        width: terminal_width(),
+    };
+    for d in ds {
+        eprint!("{}", diag::render_text(d, style));
     }
 }
 

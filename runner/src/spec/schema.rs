@@ -16,6 +16,8 @@ pub enum SchemaKind {
     Job,
     /// A system model.
     System,
+    /// A plan file (`lethe plan -o`).
+    Plan,
 }
 
 impl SchemaKind {
@@ -23,6 +25,7 @@ impl SchemaKind {
         match self {
             SchemaKind::Job => "job.schema.json",
             SchemaKind::System => "system.schema.json",
+            SchemaKind::Plan => "plan.schema.json",
         }
     }
 }
@@ -35,6 +38,7 @@ pub fn generate(kind: SchemaKind) -> Value {
     let schema = match kind {
         SchemaKind::Job => generator.into_root_schema_for::<Job>(),
         SchemaKind::System => generator.into_root_schema_for::<SystemModel>(),
+        SchemaKind::Plan => generator.into_root_schema_for::<crate::plan::Plan>(),
     };
     let mut value = schema.to_value();
     tidy(&mut value);

@@ -1,0 +1,116 @@
+//! `lethe demo`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+
+use super::plan::{Failure, make, whoami, write_file};
+use super::{Ctx, fail, print, print_diagnostics};
+use crate::demo::{DemoSpec, prepare};
+use crate::ledger::{Ledger, LedgerLocation};
+use crate::plan::PlanOptions;
+use crate::report::{Format, PlanView};
+use crate::validate::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// How many customers the demo system has.
+    #[arg(long, default_value_t = 3000)]
+    pub customers: u64,
+    /// Where to put the demo (default: a new folder under the system's temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The demo's clock (default: now).
+    #[arg(long, value_name = "TIME", value_parser = super::plan::parse_time)]
+    pub now: Option<Timestamp>,
+}
+
+pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
+    let dir = match args.dir {
+        Some(d) => d,
+        None => match tempfile::Builder::new().prefix("lethe-demo-").tempdir() {
+            Ok(t) => t.keep(),
+            Err(e) => return fail(&format!("cannot create a folder for the demo: {e}")),
+        },
+    };
+    let now = args.now.unwrap_or_else(Timestamp::now);
+    let spec = DemoSpec::new(args.customers, now);
+    let (files, stats) = match prepare(&dir, &spec).await {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let shown = |p: &std::path::Path| crate::spec::source::display_path(p);
+    print(&format!(
+        "lethe demo: a retail customer register in {}\n  {} customers ({} registered twice), {} purchases, {} visits, {} notes, {} loans, {} invoices\n  the job: {}\n\n",
+        shown(&files.database),
+        stats.customers,
+        stats.duplicates,
+        stats.purchases,
+        stats.visits,
+        stats.notes,
+        stats.loans,
+        stats.invoices,
+        shown(&files.job),
+    ));
+    let ledger_path = dir.join(".lethe").join("state.db");
+    let ledger = match Ledger::open(&LedgerLocation::File(ledger_path.clone())).await {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let ws = Workspace::default();
+    let job = match ws.load_job(&files.job) {
+        Ok(j) => j,
+        Err(ds) => {
+            print_diagnostics(ctx, &ds);
+            return ExitCode::from(1);
+        }
+    };
+    let options = PlanOptions {
+        now: Some(now),
+        author: whoami(None),
+        job_file: shown(&files.job),
+    };
+    let planned = match make(&job, &ledger, &options).await {
+        Ok(p) => p,
+        Err(Failure::Diagnostics(ds)) => {
+            print_diagnostics(ctx, &ds);
+            return ExitCode::from(1);
+        }
+        Err(Failure::Message(m)) => return fail(&m),
+    };
+    let plan = &planned.plan;
+    let expires = Timestamp::now()
+        .checked_add(job.job.approval.expires_after.to_signed())
+        .unwrap_or(Timestamp::MAX);
+    let plan_file = dir.join("plan.json");
+    if let Err(e) = ledger.record_plan(plan, Some(&plan_file), expires).await {
+        return fail(&e.to_string());
+    }
+    let json = serde_json::to_string_pretty(plan).unwrap_or_default() + "\n";
+    if let Err(e) = write_file(&plan_file, json.as_bytes()) {
+        return fail(&e);
+    }
+    print("Step 1 — plan (a dry run: nothing in the database has changed)\n\n");
+    let view = PlanView::new(plan);
+    if ctx.color {
+        print(&view.render_colored());
+    } else {
+        print(&view.render(Format::Text));
+    }
+    let state = format!("LETHE_STATE_URL=sqlite://{}", ledger_path.display());
+    print(&format!(
+        "\nThe plan is in {plan}. It names exactly the {n} records above by key, with a fingerprint\n\
+         of each, and its id is the SHA-256 of its content: an approval of it cannot be moved\n\
+         to another plan, and apply skips any record that changed since.\n\n\
+         Try next (the demo keeps its own ledger, hence {state}):\n\
+         \x20 lethe validate {job}\n\
+         \x20 {state} lethe plan {job} --format markdown\n\
+         \x20 {state} lethe plan {job} --export {dir}/review\n",
+        plan = shown(&plan_file),
+        n = plan.summary.selected,
+        job = shown(&files.job),
+        dir = shown(&dir),
+    ));
+    ExitCode::SUCCESS
+}

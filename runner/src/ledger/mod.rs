@@ -1,0 +1,398 @@
+//! The ledger: lethe's own state — plans seen, decisions, runs, batch
+//! checkpoints, run locks, per-target keys, and an audit trail whose events
+//! are hash-chained so that editing the file by hand is detected.
+//!
+//! An SQLite file by default (`.lethe/state.db`, or `LETHE_STATE_URL`).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::plan::{Plan, PreviousRun};
+use crate::strategy::HashKey;
+
+/// What went wrong with the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot open the ledger at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("the ledger at {path} could not be brought up to date: {reason}")]
+    Migrate { path: String, reason: String },
+    #[error("ledger: {0}")]
+    Query(String),
+    #[error("no source of randomness for a new key: {0}")]
+    Random(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<sqlx::Error> for LedgerError {
+    fn from(e: sqlx::Error) -> Self {
+        LedgerError::Query(e.to_string())
+    }
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// Where the ledger is.
+#[derive(Debug, Clone)]
+pub enum LedgerLocation {
+    File(PathBuf),
+}
+
+impl LedgerLocation {
+    /// `LETHE_STATE_URL` when set (`sqlite://path`), else `.lethe/state.db`.
+    pub fn from_env() -> Self {
+        match std::env::var("LETHE_STATE_URL") {
+            Ok(url) if url.starts_with("sqlite:") => {
+                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                LedgerLocation::File(PathBuf::from(path))
+            }
+            _ => LedgerLocation::File(PathBuf::from(".lethe").join("state.db")),
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            LedgerLocation::File(p) => crate::spec::source::display_path(p),
+        }
+    }
+}
+
+/// An open ledger.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+    location: String,
+}
+
+pub fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+impl Ledger {
+    pub async fn open(location: &LedgerLocation) -> Result<Self> {
+        let LedgerLocation::File(path) = location;
+        let shown = location.display();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            restrict_dir(dir);
+        }
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| LedgerError::Open {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| LedgerError::Open {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        restrict_file(path);
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| LedgerError::Migrate {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            pool,
+            location: shown,
+        })
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The key replacements are derived with: `LETHE_HASH_KEY` when set,
+    /// else this target's key, created (from the OS's randomness) the first
+    /// time a target is planned and kept for every later run.
+    pub async fn hash_key(&self, target: &str) -> Result<HashKey> {
+        if let Ok(secret) = std::env::var("LETHE_HASH_KEY")
+            && !secret.is_empty()
+        {
+            return Ok(HashKey::from_secret(&secret));
+        }
+        if let Some(row) = sqlx::query("SELECT key FROM hash_keys WHERE target = ?1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            let bytes: Vec<u8> = row.try_get(0)?;
+            let key: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| LedgerError::Query("a stored key has the wrong length".into()))?;
+            return Ok(HashKey::new(key));
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| LedgerError::Random(e.to_string()))?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO hash_keys (target, key, created_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(target)
+        .bind(key.to_vec())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        // Another process may have won the race: read back what is stored.
+        let row = sqlx::query("SELECT key FROM hash_keys WHERE target = ?1")
+            .bind(target)
+            .fetch_one(&self.pool)
+            .await?;
+        let bytes: Vec<u8> = row.try_get(0)?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| LedgerError::Query("a stored key has the wrong length".into()))?;
+        Ok(HashKey::new(key))
+    }
+
+    /// Records a new plan: pending, superseding older pending plans of the
+    /// same job on the same target.
+    pub async fn record_plan(
+        &self,
+        plan: &Plan,
+        file: Option<&Path>,
+        expires_at: Timestamp,
+    ) -> Result<Vec<String>> {
+        let target = plan.target.key();
+        let job = job_name(plan);
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query("SELECT state FROM plans WHERE id = ?1")
+            .bind(&plan.plan_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_some() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let superseded: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM plans WHERE job = ?1 AND target = ?2 AND state IN ('pending', 'approved') ORDER BY created_at",
+        )
+        .bind(&job)
+        .bind(&target)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE plans SET state = 'superseded' WHERE job = ?1 AND target = ?2 AND state IN ('pending', 'approved')")
+            .bind(&job)
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO plans (id, job, target, action, author, created_at, expires_at, state, selected, blocked, file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)",
+        )
+        .bind(&plan.plan_id)
+        .bind(&job)
+        .bind(&target)
+        .bind(plan.action.as_str())
+        .bind(&plan.author)
+        .bind(now())
+        .bind(expires_at.to_string())
+        .bind(plan.summary.selected as i64)
+        .bind(!plan.blocked_by.is_empty())
+        .bind(file.map(|f| f.display().to_string()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        for old in &superseded {
+            self.event(
+                "plan-superseded",
+                &plan.author,
+                Some(old),
+                None,
+                json!({ "by": plan.plan_id }),
+            )
+            .await?;
+        }
+        self.event(
+            "plan-created",
+            &plan.author,
+            Some(&plan.plan_id),
+            None,
+            json!({
+                "job": job,
+                "target": target,
+                "action": plan.action.as_str(),
+                "selected": plan.summary.selected,
+                "blocked": !plan.blocked_by.is_empty(),
+            }),
+        )
+        .await?;
+        Ok(superseded)
+    }
+
+    /// The last run on this target that erased data (anonymize or delete).
+    pub async fn previous_wipe(&self, target: &str) -> Result<Option<PreviousRun>> {
+        let row = sqlx::query(
+            "SELECT id, job, finished_at, records_done FROM runs
+             WHERE target = ?1 AND state IN ('done', 'verify-failed') AND action IN ('anonymize', 'delete')
+             ORDER BY finished_at DESC LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            None => None,
+            Some(r) => Some(PreviousRun {
+                run_id: r.try_get(0)?,
+                job: r.try_get(1)?,
+                finished_at: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                records: r.try_get::<i64, _>(3)?.max(0) as u64,
+            }),
+        })
+    }
+
+    /// Appends an audit event to the hash chain.
+    pub async fn event(
+        &self,
+        kind: &str,
+        actor: &str,
+        plan_id: Option<&str>,
+        run_id: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let prev = prev.unwrap_or_else(|| "0".repeat(64));
+        let at = now();
+        let detail = detail.to_string();
+        let hash = chain_hash(&prev, &at, kind, actor, plan_id, run_id, &detail);
+        sqlx::query(
+            "INSERT INTO events (at, kind, actor, plan_id, run_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&at)
+        .bind(kind)
+        .bind(actor)
+        .bind(plan_id)
+        .bind(run_id)
+        .bind(&detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks the audit chain: every event's hash, and every link.
+    pub async fn verify_chain(&self) -> Result<ChainCheck> {
+        let rows = sqlx::query("SELECT seq, at, kind, actor, plan_id, run_id, detail, prev_hash, hash FROM events ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut prev = "0".repeat(64);
+        let mut checked = 0;
+        for r in rows {
+            let seq: i64 = r.try_get(0)?;
+            let at: String = r.try_get(1)?;
+            let kind: String = r.try_get(2)?;
+            let actor: String = r.try_get(3)?;
+            let plan_id: Option<String> = r.try_get(4)?;
+            let run_id: Option<String> = r.try_get(5)?;
+            let detail: String = r.try_get(6)?;
+            let prev_hash: String = r.try_get(7)?;
+            let hash: String = r.try_get(8)?;
+            let expect = chain_hash(
+                &prev,
+                &at,
+                &kind,
+                &actor,
+                plan_id.as_deref(),
+                run_id.as_deref(),
+                &detail,
+            );
+            if prev_hash != prev || hash != expect {
+                return Ok(ChainCheck {
+                    events: checked,
+                    broken_at: Some(seq),
+                });
+            }
+            prev = hash;
+            checked += 1;
+        }
+        Ok(ChainCheck {
+            events: checked,
+            broken_at: None,
+        })
+    }
+}
+
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainCheck {
+    pub events: u64,
+    /// The first event whose hash or link does not match.
+    pub broken_at: Option<i64>,
+}
+
+fn chain_hash(
+    prev: &str,
+    at: &str,
+    kind: &str,
+    actor: &str,
+    plan_id: Option<&str>,
+    run_id: Option<&str>,
+    detail: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        prev,
+        at,
+        kind,
+        actor,
+        plan_id.unwrap_or(""),
+        run_id.unwrap_or(""),
+        detail,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+pub fn job_name(plan: &Plan) -> String {
+    plan.job
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[cfg(unix)]
+fn restrict_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_: &Path) {}
+
+#[cfg(unix)]
+fn restrict_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn restrict_file(_: &Path) {}

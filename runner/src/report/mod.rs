@@ -1,0 +1,203 @@
+//! Reports: what a plan (or a run) will do, for people and for CI.
+//!
+//! One view model ([`PlanView`]) feeds every format, so the text a DPO
+//! reads, the markdown posted on a pull request, the HTML page and the JSON
+//! a pipeline parses never disagree. The JSON is a stable interface (SPEC
+//! §6.25). Personal values appear masked; only the terminal, with
+//! `--reveal`, may show originals.
+
+mod text;
+
+use serde::Serialize;
+
+use crate::plan::{
+    Duplicate, Effect, FieldChange, Gate, GateState, IgnoredRecord, Plan, PreviousRun, ReasonCount,
+    Summary, Warning,
+};
+
+/// A report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a terminal.
+    Text,
+    /// For a pull request or a ticket.
+    Markdown,
+    /// For CI tools (stable; see docs).
+    Json,
+    /// One self-contained page.
+    Html,
+}
+
+/// Everything a plan report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanView {
+    pub report: &'static str,
+    pub plan_id: String,
+    pub job: JobView,
+    pub system: String,
+    pub target: crate::plan::TargetRef,
+    pub clock: String,
+    pub timezone: String,
+    pub author: String,
+    pub action: &'static str,
+    pub entity: crate::plan::EntityRef,
+    pub summary: Summary,
+    pub ignored_by_reason: Vec<ReasonCount>,
+    pub ignored: Vec<IgnoredRecord>,
+    pub effects: Vec<Effect>,
+    pub fields: Vec<FieldChange>,
+    pub warnings: Vec<Warning>,
+    pub duplicates: Vec<Duplicate>,
+    pub gates: Vec<Gate>,
+    pub blocked_by: Vec<String>,
+    pub stations: Vec<String>,
+    pub previous_wipe: Option<PreviousRun>,
+    /// Whether originals are shown unmasked (terminal with `--reveal` only).
+    #[serde(skip)]
+    pub revealed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub file: String,
+}
+
+impl PlanView {
+    pub fn new(plan: &Plan) -> Self {
+        let get = |k: &str| {
+            plan.job
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        Self {
+            report: "plan",
+            plan_id: plan.plan_id.clone(),
+            job: JobView {
+                name: get("name").unwrap_or_default(),
+                description: get("description"),
+                owner: get("owner"),
+                file: plan.job_file.clone(),
+            },
+            system: plan.model.name.clone(),
+            target: plan.target.clone(),
+            clock: plan.clock.clone(),
+            timezone: plan.timezone.clone(),
+            author: plan.author.clone(),
+            action: plan.action.as_str(),
+            entity: plan.entity.clone(),
+            summary: plan.summary,
+            ignored_by_reason: plan.ignored_by_reason.clone(),
+            ignored: plan.ignored.clone(),
+            effects: plan.effects.clone(),
+            fields: plan.fields.clone(),
+            warnings: plan.warnings.clone(),
+            duplicates: plan.duplicates.clone(),
+            gates: plan.gates.clone(),
+            blocked_by: plan.blocked_by.clone(),
+            stations: plan.stations.clone(),
+            previous_wipe: plan.previous_wipe.clone(),
+            revealed: false,
+        }
+    }
+
+    /// Shows the originals of the samples (for a terminal, on request).
+    pub fn reveal(mut self, originals: &[Vec<String>]) -> Self {
+        for (f, plain) in self.fields.iter_mut().zip(originals) {
+            for (s, p) in f.samples.iter_mut().zip(plain) {
+                s.before = p.clone();
+            }
+        }
+        self.revealed = true;
+        self
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        !self.blocked_by.is_empty()
+    }
+
+    pub fn missing_gates(&self) -> usize {
+        self.gates
+            .iter()
+            .filter(|g| g.state != GateState::Met)
+            .count()
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => text::plan(self, false),
+            Format::Markdown => templated(self, "plan.md", include_str!("templates/plan.md.j2")),
+            Format::Html => templated(self, "plan.html", include_str!("templates/plan.html.j2")),
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+                s.push('\n');
+                s
+            }
+        }
+    }
+
+    /// Text with colours (for a terminal).
+    pub fn render_colored(&self) -> String {
+        text::plan(self, true)
+    }
+}
+
+/// Renders a minijinja template with the view as context.
+fn templated<T: Serialize>(view: &T, name: &str, source: &'static str) -> String {
+    let mut env = minijinja::Environment::new();
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env.add_filter("thousands", |n: u64| thousands(n));
+    env.add_filter("pad", |s: String, width: usize| format!("{s:<width$}"));
+    if env.add_template(name, source).is_err() {
+        return String::from("(the report template does not parse)\n");
+    }
+    let ctx = minijinja::Value::from(minijinja::value::Serde(view));
+    match env.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(s) => s,
+        Err(e) => format!("(the report could not be rendered: {e})\n"),
+    }
+}
+
+/// `1234567` → `1,234,567`
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A sentence-case summary of what an action does to a record.
+pub fn action_phrase(action: &str) -> &'static str {
+    match action {
+        "anonymize" => "anonymized",
+        "delete" => "deleted",
+        "deactivate" => "deactivated",
+        "keep-login" => "deactivated (logins kept)",
+        _ => "processed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(1000), "1,000");
+        assert_eq!(super::thousands(1234567), "1,234,567");
+    }
+}

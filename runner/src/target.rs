@@ -1,0 +1,100 @@
+//! Reaching the target system: which connector, which database, and how the
+//! target is named without its credentials.
+
+use std::path::Path;
+
+use lethe_connector::{Connector, ConnectorError, OpenOptions};
+
+use crate::plan::TargetRef;
+use crate::spec::job::{ConnectorRef, Target};
+
+/// Why the target cannot be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("the job gives no `target.url`")]
+    NoUrl,
+    #[error("the connector `{0}` is not available in this build of lethe")]
+    Unavailable(String),
+    #[error("{0}")]
+    Connector(#[from] ConnectorError),
+}
+
+/// Opens the job's target: read-only for planning, read-write (through
+/// `apply_url` when given) for applying.
+pub async fn open(
+    target: &Target,
+    timezone: Option<String>,
+    read_only: bool,
+) -> Result<(Box<dyn Connector>, TargetRef), TargetError> {
+    let url = if read_only {
+        target.url.clone()
+    } else {
+        target.apply_url.clone().or_else(|| target.url.clone())
+    }
+    .ok_or(TargetError::NoUrl)?;
+    let identity = identify(&target.connector, target.url.as_deref().unwrap_or(&url));
+    let options = OpenOptions {
+        url,
+        timezone,
+        read_only,
+    };
+    let connector: Box<dyn Connector> = match &target.connector {
+        ConnectorRef::Sqlite => Box::new(lethe_sqlite::SqliteConnector::open(&options).await?),
+        other => return Err(TargetError::Unavailable(other.as_str().to_owned())),
+    };
+    Ok((connector, identity))
+}
+
+/// The target's name in plans, the ledger and locks: the connector and the
+/// database's location, with any user name and password removed.
+pub fn identify(connector: &ConnectorRef, url: &str) -> TargetRef {
+    let location = match connector {
+        ConnectorRef::Sqlite => {
+            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            let abs = std::fs::canonicalize(Path::new(path))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| path.to_owned());
+            format!("sqlite:{abs}")
+        }
+        _ => strip_credentials(url),
+    };
+    TargetRef {
+        connector: connector.as_str().to_owned(),
+        location,
+    }
+}
+
+/// `scheme://user:pass@host:port/db?…` → `scheme://host:port/db`.
+pub fn strip_credentials(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => return "(unparsed url)".to_owned(),
+    };
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let rest = match rest.rfind('@') {
+        Some(i) => &rest[i + 1..],
+        None => rest,
+    };
+    format!("{scheme}://{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_identity() {
+        assert_eq!(
+            strip_credentials(
+                "postgres://app:s3cret@db.example.com:5432/crm?sslmode=require&password=x"
+            ),
+            "postgres://db.example.com:5432/crm"
+        );
+        assert_eq!(
+            strip_credentials("mysql://root@127.0.0.1:3306/pos"),
+            "mysql://127.0.0.1:3306/pos"
+        );
+        assert_eq!(strip_credentials("no url"), "(unparsed url)");
+    }
+}
