@@ -3,6 +3,7 @@
 //!
 //! The library holds everything; the `lethe` binary only calls [`cli::run`].
 
+pub mod apply;
 pub mod cli;
 pub mod demo;
 pub mod diag;

@@ -27,6 +27,11 @@ fn mask_text(s: &str) -> String {
     if t.is_empty() {
         return "(empty)".to_owned();
     }
+    // A date: the century only.
+    let b = t.as_bytes();
+    if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' && b[..4].iter().all(u8::is_ascii_digit) {
+        return format!("{}**-**-**", &t[..2]);
+    }
     let digits = t.chars().filter(char::is_ascii_digit).count();
     let total = t.chars().filter(|c| !c.is_whitespace()).count();
     if digits >= 6 && digits * 10 >= total * 6 {
@@ -77,7 +82,8 @@ mod tests {
         assert_eq!(m("Åsa"), "Ås***");
         assert_eq!(m("Jo"), "J***");
         assert_eq!(m("Ольга"), "Ол***");
-        assert_eq!(m("1985-06-17"), "***17");
+        assert_eq!(m("1985-06-17"), "19**-**-**");
+        assert_eq!(m("1985-06-17 10:00:00"), "19**-**-**");
         assert_eq!(mask(&Value::Int(1985)), "***");
         assert_eq!(m("  "), "(empty)");
     }

@@ -99,6 +99,28 @@ pub trait Connector: Send {
     /// Deletes rows; returns how many.
     async fn delete(&mut self, delete: &Delete) -> Result<u64>;
 
+    /// Deletes rows and streams each one, as it was, to `sink` first (the
+    /// backup); returns how many. Engines with `DELETE … RETURNING` do it in
+    /// one statement; the default reads, then deletes, in the caller's
+    /// transaction.
+    async fn delete_returning(
+        &mut self,
+        delete: &Delete,
+        columns: &[Name],
+        sink: &mut dyn RowSink,
+    ) -> Result<u64> {
+        let q = Select {
+            table: delete.table.clone(),
+            columns: columns.to_vec(),
+            flags: Vec::new(),
+            filter: delete.filter.clone(),
+            order_by: Vec::new(),
+            limit: None,
+        };
+        self.select(&q, sink).await?;
+        self.delete(delete).await
+    }
+
     /// Inserts rows; returns how many.
     async fn insert(&mut self, insert: &Insert) -> Result<u64>;
 

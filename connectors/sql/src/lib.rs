@@ -182,6 +182,19 @@ pub fn delete(dialect: &dyn Dialect, q: &Delete) -> Result<Statement, CompileErr
     Ok(b.finish())
 }
 
+/// `DELETE FROM table WHERE filter RETURNING columns` (for engines that have it).
+pub fn delete_returning(
+    dialect: &dyn Dialect,
+    q: &Delete,
+    columns: &[String],
+) -> Result<Statement, CompileError> {
+    let mut s = delete(dialect, q)?;
+    s.sql.push_str(" RETURNING ");
+    let cols: Vec<String> = columns.iter().map(|c| dialect.quote(c)).collect();
+    s.sql.push_str(&cols.join(", "));
+    Ok(s)
+}
+
 /// `INSERT INTO table (…) VALUES (…), (…)`, split so no statement binds
 /// more parameters than the dialect allows.
 pub fn insert(dialect: &dyn Dialect, q: &Insert) -> Vec<Statement> {

@@ -131,6 +131,7 @@ fn arguments(params: &[Value]) -> Result<SqliteArguments> {
 
 /// A row as lethe values, by each value's own storage class.
 fn decode(row: &SqliteRow) -> Result<Vec<Value>> {
+    use sqlx::Decode;
     let mut out = Vec::with_capacity(row.len());
     for i in 0..row.len() {
         let raw = row.try_get_raw(i).map_err(map_err)?;
@@ -138,14 +139,17 @@ fn decode(row: &SqliteRow) -> Result<Vec<Value>> {
             out.push(Value::Null);
             continue;
         }
-        let name = raw.type_info().name().to_owned();
-        let v = match name.as_str() {
+        let kind = raw.type_info();
+        let bad = |e: sqlx::error::BoxDynError| {
+            ConnectorError::new(ErrorKind::Other, format!("cannot read a value: {e}"))
+        };
+        let v = match kind.name() {
             "INTEGER" | "BOOLEAN" | "INT4" => {
-                Value::Int(row.try_get::<i64, _>(i).map_err(map_err)?)
+                Value::Int(<i64 as Decode<sqlx::Sqlite>>::decode(raw).map_err(bad)?)
             }
-            "REAL" => Value::Float(row.try_get::<f64, _>(i).map_err(map_err)?),
-            "BLOB" => Value::Bytes(row.try_get::<Vec<u8>, _>(i).map_err(map_err)?),
-            _ => Value::Text(row.try_get::<String, _>(i).map_err(map_err)?),
+            "REAL" => Value::Float(<f64 as Decode<sqlx::Sqlite>>::decode(raw).map_err(bad)?),
+            "BLOB" => Value::Bytes(<Vec<u8> as Decode<sqlx::Sqlite>>::decode(raw).map_err(bad)?),
+            _ => Value::Text(<String as Decode<sqlx::Sqlite>>::decode(raw).map_err(bad)?),
         };
         out.push(v);
     }
@@ -401,6 +405,23 @@ impl Connector for SqliteConnector {
     async fn delete(&mut self, delete: &Delete) -> Result<u64> {
         let s = lethe_sql::delete(&self.dialect, delete).map_err(compile_err)?;
         self.run(&s).await
+    }
+
+    async fn delete_returning(
+        &mut self,
+        delete: &Delete,
+        columns: &[String],
+        sink: &mut dyn RowSink,
+    ) -> Result<u64> {
+        let s = lethe_sql::delete_returning(&self.dialect, delete, columns).map_err(compile_err)?;
+        let mut n = 0;
+        let mut stream =
+            sqlx::query_with(safe(&s.sql), arguments(&s.params)?).fetch(&mut self.conn);
+        while let Some(row) = stream.try_next().await.map_err(map_err)? {
+            sink.row(decode(&row)?)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn insert(&mut self, insert: &Insert) -> Result<u64> {

@@ -98,19 +98,70 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
     } else {
         print(&view.render(Format::Text));
     }
+    print(&format!(
+        "\nThe plan is in {}. It names exactly the {} records above by key, with a fingerprint\n\
+         of each, and its id is the SHA-256 of its content: an approval of it cannot be moved\n\
+         to another plan, and apply skips any record that changed since.\n\n",
+        shown(&plan_file),
+        plan.summary.selected,
+    ));
+
+    print(
+        "Step 2 — apply (in batches of 50, each one transaction, with a backup and a verification)\n\n",
+    );
+    let ws = Workspace::default();
+    let mut loaded = match crate::apply::load(&plan_file, &ws) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    loaded.job.safety.backup_dir = Some(dir.join(".lethe").join("backups").display().to_string());
+    let options = crate::apply::Options {
+        by: whoami(None),
+        ..crate::apply::Options::default()
+    };
+    let report = match crate::apply::apply(&ledger, &loaded, options).await {
+        Ok(o) => o.report,
+        Err(e) => return fail(&e.to_string()),
+    };
+    print(&report.render(Format::Text));
+
+    print(
+        "\nStep 3 — history (every plan, decision and batch is in the ledger's hash-chained audit trail)\n\n",
+    );
+    let runs = ledger.runs(None, None).await.unwrap_or_default();
+    for r in &runs {
+        print(&format!(
+            "  {}  {}  {} ({})  {} records  by {}\n",
+            &r.started_at[..19.min(r.started_at.len())],
+            r.state.as_str(),
+            r.job,
+            r.action,
+            r.records_done,
+            r.started_by
+        ));
+    }
+    let chain = ledger.verify_chain().await;
+    if let Ok(c) = chain {
+        print(&format!(
+            "  audit trail: {} events, hash chain intact: {}\n",
+            c.events,
+            c.broken_at.is_none()
+        ));
+    }
     let state = format!("LETHE_STATE_URL=sqlite://{}", ledger_path.display());
     print(&format!(
-        "\nThe plan is in {plan}. It names exactly the {n} records above by key, with a fingerprint\n\
-         of each, and its id is the SHA-256 of its content: an approval of it cannot be moved\n\
-         to another plan, and apply skips any record that changed since.\n\n\
-         Try next (the demo keeps its own ledger, hence {state}):\n\
-         \x20 lethe validate {job}\n\
-         \x20 {state} lethe plan {job} --format markdown\n\
-         \x20 {state} lethe plan {job} --export {dir}/review\n",
-        plan = shown(&plan_file),
-        n = plan.summary.selected,
+        "\nTry next (the demo keeps its own ledger, hence {state}):\n\
+         \x20 {state} lethe history --verify\n\
+         \x20 {state} lethe status {run}\n\
+         \x20 {state} lethe restore {backup}     # puts every changed row back\n\
+         \x20 {state} lethe plan {job} --format markdown   # the next 200\n",
+        run = report.run_id,
+        backup = report.backup.as_deref().unwrap_or("BACKUP"),
         job = shown(&files.job),
-        dir = shown(&dir),
     ));
-    ExitCode::SUCCESS
+    if report.verification.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    }
 }

@@ -14,6 +14,7 @@ use crate::validate::Workspace;
 
 mod demo;
 mod plan;
+mod runs;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -73,6 +74,25 @@ enum Command {
         after_long_help = "Exit codes:\n  0  planned (with --detailed-exitcode: nothing to do)\n  1  error\n  2  with --detailed-exitcode: work planned\n  3  blocked by a guard or check"
     )]
     Plan(plan::PlanArgs),
+    /// Apply a plan: exactly its records, in batches, with a backup and a verification.
+    ///
+    /// Refuses a plan that was applied, rejected, superseded, or has expired,
+    /// and a plan file edited since it was made. Each batch is one
+    /// transaction; a record that changed since the plan is skipped (or, with
+    /// `on_drift: abort`, stops the run). A run that fails or is killed
+    /// continues with --resume RUN from its last committed batch.
+    #[command(
+        after_long_help = "Exit codes:\n  0  done, verification passed\n  1  error (the run can be resumed)\n  3  the plan may not be applied\n  4  verification found erased values still in the database"
+    )]
+    Apply(runs::ApplyArgs),
+    /// Put back the rows a run changed, from its backup.
+    Restore(runs::RestoreArgs),
+    /// Past runs: when, who, what, result.
+    History(runs::HistoryArgs),
+    /// A run's progress, counts and error.
+    Status(runs::StatusArgs),
+    /// Release a stale run lock (a run whose process is gone).
+    Unlock(runs::UnlockArgs),
     /// Build a demo retail system in a temporary SQLite file and walk through a job.
     Demo(demo::DemoArgs),
     /// Print the JSON Schema of a format (also committed in schemas/).
@@ -114,6 +134,11 @@ pub fn run() -> ExitCode {
         }
         Command::Plan(args) => block_on(plan::run(&ctx, args)),
         Command::Demo(args) => block_on(demo::run(&ctx, args)),
+        Command::Apply(args) => block_on(runs::apply(&ctx, args)),
+        Command::Restore(args) => block_on(runs::restore(&ctx, args)),
+        Command::History(args) => block_on(runs::history(&ctx, args)),
+        Command::Status(args) => block_on(runs::status(&ctx, args)),
+        Command::Unlock(args) => block_on(runs::unlock(&ctx, args)),
     }
 }
 

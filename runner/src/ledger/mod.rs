@@ -12,7 +12,9 @@ use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::plan::{Plan, PreviousRun};
 use crate::strategy::HashKey;
@@ -72,6 +74,10 @@ pub struct Ledger {
     location: String,
 }
 
+mod runs;
+
+pub use runs::{BatchRecord, LockInfo, PlanRecord, RunRecord, RunState, hostname};
+
 pub fn now() -> String {
     Timestamp::now().to_string()
 }
@@ -95,6 +101,8 @@ impl Ledger {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // A checkpoint must survive a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -175,7 +183,7 @@ impl Ledger {
     ) -> Result<Vec<String>> {
         let target = plan.target.key();
         let job = job_name(plan);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing = sqlx::query("SELECT state FROM plans WHERE id = ?1")
             .bind(&plan.plan_id)
             .fetch_optional(&mut *tx)
@@ -209,12 +217,12 @@ impl Ledger {
         .bind(expires_at.to_string())
         .bind(plan.summary.selected as i64)
         .bind(!plan.blocked_by.is_empty())
-        .bind(file.map(|f| f.display().to_string()))
+        .bind(file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()).display().to_string()))
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         for old in &superseded {
-            self.event(
+            append_event(
+                &mut tx,
                 "plan-superseded",
                 &plan.author,
                 Some(old),
@@ -223,7 +231,8 @@ impl Ledger {
             )
             .await?;
         }
-        self.event(
+        append_event(
+            &mut tx,
             "plan-created",
             &plan.author,
             Some(&plan.plan_id),
@@ -237,6 +246,7 @@ impl Ledger {
             }),
         )
         .await?;
+        tx.commit().await?;
         Ok(superseded)
     }
 
@@ -261,6 +271,12 @@ impl Ledger {
         })
     }
 
+    /// A write transaction that takes the write lock up front, so that two
+    /// processes appending to the audit chain never read the same last link.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Appends an audit event to the hash chain.
     pub async fn event(
         &self,
@@ -270,28 +286,8 @@ impl Ledger {
         run_id: Option<&str>,
         detail: serde_json::Value,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let prev: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM events ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        let prev = prev.unwrap_or_else(|| "0".repeat(64));
-        let at = now();
-        let detail = detail.to_string();
-        let hash = chain_hash(&prev, &at, kind, actor, plan_id, run_id, &detail);
-        sqlx::query(
-            "INSERT INTO events (at, kind, actor, plan_id, run_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(&at)
-        .bind(kind)
-        .bind(actor)
-        .bind(plan_id)
-        .bind(run_id)
-        .bind(&detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.write_tx().await?;
+        append_event(&mut tx, kind, actor, plan_id, run_id, detail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -336,6 +332,39 @@ impl Ledger {
             broken_at: None,
         })
     }
+}
+
+/// Appends an audit event inside a transaction (with the change it records).
+pub(crate) async fn append_event(
+    tx: &mut sqlx::SqliteConnection,
+    kind: &str,
+    actor: &str,
+    plan_id: Option<&str>,
+    run_id: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let prev: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+    let prev = prev.unwrap_or_else(|| "0".repeat(64));
+    let at = now();
+    let detail = detail.to_string();
+    let hash = chain_hash(&prev, &at, kind, actor, plan_id, run_id, &detail);
+    sqlx::query(
+        "INSERT INTO events (at, kind, actor, plan_id, run_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(&at)
+    .bind(kind)
+    .bind(actor)
+    .bind(plan_id)
+    .bind(run_id)
+    .bind(&detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The result of checking the audit chain.

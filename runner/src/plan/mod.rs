@@ -96,6 +96,45 @@ fn key_id(v: &Value) -> Vec<u8> {
     strategy::canonical(v)
 }
 
+/// The selection's conditions: `where`, and the flags that make a matched
+/// record ignored (the model's holds, then the job's guards, then `block`
+/// relations for a delete), each with its reason; and the named checks
+/// that block the whole job. The planner and apply's drift check use the
+/// same, so a record drifts exactly when it would no longer be selected.
+pub struct Selection {
+    pub filter: Cond,
+    pub flags: Vec<(Cond, String)>,
+    pub blocks: Vec<(String, Option<String>)>,
+}
+
+pub fn selection(
+    r: &Resolver<'_>,
+    filter: &crate::spec::Conditions,
+    guards: &[Guard],
+    entity: &str,
+    action: &crate::spec::job::Action,
+) -> Result<Selection, Unknown> {
+    let mut flags: Vec<(Cond, String)> = Vec::new();
+    for h in r.model.holds.iter().filter(|h| h.entity == entity) {
+        flags.push((r.all(entity, &h.ignore_if.0)?, h.reason.clone()));
+    }
+    let mut blocks: Vec<(String, Option<String>)> = Vec::new();
+    for g in guards {
+        match g {
+            Guard::Ignore { ignore_if, reason } => {
+                flags.push((r.all(entity, &ignore_if.0)?, reason.clone()))
+            }
+            Guard::Block { block_if, reason } => blocks.push((block_if.clone(), reason.clone())),
+        }
+    }
+    flags.extend(work::delete_blockers(r, entity, action)?);
+    Ok(Selection {
+        filter: r.all(entity, &filter.0)?,
+        flags,
+        blocks,
+    })
+}
+
 /// Makes the plan of a validated job against an open target.
 pub async fn plan(
     job: &JobFile,
@@ -119,21 +158,11 @@ pub async fn plan(
     let strategist = Strategist::new(key, locale);
 
     let info = conn.info();
-    let filter = r.all(ename, &j.selection.filter.0)?;
-    let mut flags: Vec<(Cond, String)> = Vec::new();
-    for h in model.holds.iter().filter(|h| h.entity == ename) {
-        flags.push((r.all(ename, &h.ignore_if.0)?, h.reason.clone()));
-    }
-    let mut blocks: Vec<(String, Option<String>)> = Vec::new();
-    for g in &j.guards {
-        match g {
-            Guard::Ignore { ignore_if, reason } => {
-                flags.push((r.all(ename, &ignore_if.0)?, reason.clone()))
-            }
-            Guard::Block { block_if, reason } => blocks.push((block_if.clone(), reason.clone())),
-        }
-    }
-    flags.extend(work::delete_blockers(&r, ename, &j.action)?);
+    let Selection {
+        filter,
+        flags,
+        blocks,
+    } = selection(&r, &j.selection.filter, &j.guards, ename, &j.action)?;
     let uses_sql = filter.uses_sql() || flags.iter().any(|(c, _)| c.uses_sql());
     if (uses_sql && !info.capabilities.sql_criteria)
         || (!blocks.is_empty() && !info.capabilities.sql_checks)
@@ -625,7 +654,7 @@ pub fn display(v: &Value) -> String {
     }
 }
 
-fn column_info(table: Option<&lethe_connector::Table>, column: &str) -> strategy::Column {
+pub fn column_info(table: Option<&lethe_connector::Table>, column: &str) -> strategy::Column {
     let c = table.and_then(|t| t.column(column));
     strategy::Column {
         kind: c.map(|c| c.kind).filter(|k| *k != ColumnKind::Bytes),

@@ -105,6 +105,11 @@ impl Strategist {
         self.key.mac(&canonical(v))
     }
 
+    /// The HMAC of a normalised text (the trace scan's needles).
+    pub fn mac_text(&self, text: &str) -> [u8; 32] {
+        self.key.mac(text.as_bytes())
+    }
+
     /// The replacement of `original` by `strategy` for a column.
     pub fn replace(
         &self,

@@ -286,6 +286,22 @@ impl Workspace {
         }
     }
 
+    /// A system model by name (or path), looked up as a job at `anchor` would.
+    pub fn model_named(&self, name: &str, anchor: &Path) -> Result<Arc<ModelFile>, String> {
+        let named = self.named.lock().map(|n| n.clone()).unwrap_or_default();
+        let location = registry::find(name, anchor, &named)
+            .ok_or_else(|| format!("no system model named `{name}`"))?;
+        self.model_at(&location).map_err(|()| {
+            let ds = self
+                .model_diagnostics
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_default();
+            let first = ds.first().map(crate::diag::one_line).unwrap_or_default();
+            format!("the system model `{name}` has errors: {first}")
+        })
+    }
+
     fn model_at(&self, location: &registry::ModelLocation) -> Result<Arc<ModelFile>, ()> {
         let key = location.key();
         if let Some(r) = self.models.lock().ok().and_then(|m| m.get(&key).cloned()) {

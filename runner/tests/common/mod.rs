@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ use lethe::plan::{PlanOptions, Planned};
 use lethe::spec::source::SourceFile;
 use lethe::strategy::HashKey;
 use lethe::validate::{JobFile, Workspace};
+use lethe_connector::Value;
+use sqlx::{Column as _, Connection, Row, TypeInfo, ValueRef};
 
 pub const NOW: &str = "2026-06-01T12:00:00Z";
 pub const KEY: &str = "lethe test key";
@@ -111,4 +114,51 @@ pub fn bytes(p: &Path) -> Vec<u8> {
 
 pub fn arc<T>(t: T) -> Arc<T> {
     Arc::new(t)
+}
+
+pub type Dump = BTreeMap<String, BTreeMap<i64, Vec<(String, Value)>>>;
+
+/// Every row of every table, by table and rowid.
+pub async fn dump(db: &Path) -> Dump {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true);
+    let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    let mut out = Dump::new();
+    for t in tables {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT rowid AS lethe_rowid, * FROM \"{t}\""
+        )))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let mut by_id = BTreeMap::new();
+        for r in rows {
+            let id: i64 = r.try_get(0).unwrap();
+            let mut cols = Vec::new();
+            for i in 1..r.len() {
+                let raw = r.try_get_raw(i).unwrap();
+                let v = if raw.is_null() {
+                    Value::Null
+                } else {
+                    match raw.type_info().name() {
+                        "INTEGER" => Value::Int(r.try_get(i).unwrap()),
+                        "REAL" => Value::Float(r.try_get(i).unwrap()),
+                        "BLOB" => Value::Bytes(r.try_get(i).unwrap()),
+                        _ => Value::Text(r.try_get(i).unwrap()),
+                    }
+                };
+                cols.push((r.columns()[i].name().to_owned(), v));
+            }
+            by_id.insert(id, cols);
+        }
+        out.insert(t, by_id);
+    }
+    c.close().await.unwrap();
+    out
 }
