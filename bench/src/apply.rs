@@ -40,7 +40,8 @@ selection:
   where: [{{ field: kind, eq: private }}]
   order_by: created_at
   cap: 200000
-{body}safety:
+{body}approval: {{ mode: auto, acknowledge: [cap-reached, recent-cutoff, large-cascade] }}
+safety:
   batch_size: {CHUNK}
 ",
         db.display()

@@ -96,6 +96,7 @@ fn committed_schemas_match_the_code() {
         ("job", "job.schema.json"),
         ("system", "system.schema.json"),
         ("plan", "plan.schema.json"),
+        ("project", "project.schema.json"),
     ] {
         let o = lethe(&["schema", kind], &root());
         assert_eq!(o.status.code(), Some(0));

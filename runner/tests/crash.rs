@@ -105,7 +105,11 @@ async fn fixture() -> Fixture {
         .replace(&format!("sqlite://{}", db.display()), "sqlite://retail.db")
         .replace("    - none: purchases\n      where:\n        - field: purchased_at\n          after: 2017-12-31\n", "")
         .replace("cap: 500", "cap: 90")
-        .replace("batch_size: 500", "batch_size: 6");
+        .replace("batch_size: 500", "batch_size: 6")
+        .replace(
+            "approval:\n  approvers: { min: 2, roles: [dpo, admin], distinct_from_author: true }\n  reason: required\n",
+            "approval:\n  mode: auto\n  acknowledge: [cap-reached, recent-cutoff, large-cascade, nothing-to-do]\n",
+        );
     std::fs::write(pristine.join("job.yaml"), job).unwrap();
     // The reference: one uninterrupted run.
     let reference = dir.path().join("reference");

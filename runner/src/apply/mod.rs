@@ -27,7 +27,7 @@ use lethe_connector::{Connector, ConnectorError, TxMode};
 use tracing::Instrument;
 
 pub use batch::Skipped;
-pub use report::{ApplyReport, Verification};
+pub use report::{ApplyReport, AuthorisedBy, Verification};
 
 use crate::ledger::{BatchRecord, Ledger, LedgerError, LockInfo, RunRecord, RunState};
 use crate::plan::resolve::Resolver;
@@ -165,6 +165,8 @@ pub struct Options<'a> {
     pub progress: Option<&'a mut (dyn FnMut(u64, u64) + Send)>,
     /// How long a lock may go without a heartbeat before it counts as stale.
     pub stale_after: Duration,
+    /// Who may approve (the project file).
+    pub project: crate::project::Project,
 }
 
 impl Default for Options<'_> {
@@ -174,6 +176,7 @@ impl Default for Options<'_> {
             resume: None,
             progress: None,
             stale_after: Duration::from_secs(120),
+            project: crate::project::Project::default(),
         }
     }
 }
@@ -280,7 +283,10 @@ pub async fn apply(
         }
         _ => {}
     }
+    // A run that started may finish after the plan's expiry; a new one may not.
+    let resuming = options.resume.is_some();
     if let Ok(exp) = record.expires_at.parse::<Timestamp>()
+        && !resuming
         && Timestamp::now() > exp
     {
         ledger.set_plan_state(&plan.plan_id, "expired").await?;
@@ -295,6 +301,34 @@ pub async fn apply(
             plan.blocked_by.join("; ")
         )));
     }
+    // The audit trail must be intact: decisions are only as good as it is.
+    let chain = ledger.verify_chain().await?;
+    if let Some(at) = chain.broken_at {
+        return Err(ApplyError::Refused(format!(
+            "the ledger's audit trail is broken at event {at} (the ledger was edited); nothing is applied until it is investigated"
+        )));
+    }
+    let decisions = ledger.decisions(&plan.plan_id).await?;
+    let gates = crate::gate::evaluate(
+        plan,
+        job,
+        &options.project,
+        &record,
+        &decisions,
+        Timestamp::now(),
+    );
+    if !gates.all_met() && !resuming {
+        let missing: Vec<String> = gates
+            .missing()
+            .iter()
+            .map(|g| format!("{} ({})", g.gate, g.detail))
+            .collect();
+        return Err(ApplyError::Refused(format!(
+            "gates missing: {}",
+            missing.join("; ")
+        )));
+    }
+    let authorised_by = report::authorisations(&gates, &decisions);
 
     // The target must be the one planned against.
     let (mut conn, identity) = crate::target::open(&job.target, model.timezone.clone(), false)
@@ -392,6 +426,7 @@ pub async fn apply(
         &run_id,
         &target_key,
         resumed,
+        authorised_by,
     )
     .await;
     let _ = ledger.unlock_run(&target_key, &run_id).await;
@@ -411,6 +446,7 @@ async fn run_locked(
     run_id: &str,
     target_key: &str,
     resumed: Option<RunRecord>,
+    authorised_by: Vec<report::AuthorisedBy>,
 ) -> Result<Outcome, ApplyError> {
     let plan = &loaded.plan;
     let job = &loaded.job;
@@ -544,8 +580,7 @@ async fn run_locked(
         kept_duplicates: verification.kept_duplicates.clone(),
         verification,
         backup: with_backup.then(|| crate::spec::source::display_path(&backup_path)),
-        gates: "not checked: approval gates are not enforced by this build (apply ran with --yes)"
-            .into(),
+        authorised_by,
     };
     let json = serde_json::to_string(&report).unwrap_or_default();
     ledger

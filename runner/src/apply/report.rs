@@ -55,8 +55,54 @@ pub struct ApplyReport {
     pub verification: super::Verification,
     /// The backup file (rows as they were before the run).
     pub backup: Option<String>,
-    /// What authorised the run.
-    pub gates: String,
+    /// The decisions that authorised the run (never a typed value).
+    pub authorised_by: Vec<AuthorisedBy>,
+}
+
+/// A decision that authorised a run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AuthorisedBy {
+    pub kind: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The station, or the field a typed value was confirmed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged: Vec<String>,
+    pub at: String,
+}
+
+/// The decisions that count, as the report lists them.
+pub fn authorisations(
+    e: &crate::gate::Evaluation,
+    decisions: &[crate::gate::Decision],
+) -> Vec<AuthorisedBy> {
+    use crate::gate::Kind;
+    let counted = |d: &crate::gate::Decision| !e.ignored.iter().any(|(x, _)| x == d);
+    decisions
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.kind,
+                Kind::Approve | Kind::ConfirmStation | Kind::ConfirmTyped
+            )
+        })
+        .filter(|d| d.kind != Kind::Approve || e.approvals.contains(d))
+        .filter(|d| counted(d))
+        .map(|d| AuthorisedBy {
+            kind: d.kind.as_str().into(),
+            by: d.actor.clone(),
+            role: d.role.clone(),
+            reason: d.reason.clone(),
+            about: d.detail.clone(),
+            acknowledged: d.acks.clone(),
+            at: d.at.clone(),
+        })
+        .collect()
 }
 
 impl ApplyReport {
@@ -173,7 +219,25 @@ impl ApplyReport {
             let _ = writeln!(o);
             let _ = writeln!(o, "Backup  {b} (lethe restore {b} puts the rows back)");
         }
-        let _ = writeln!(o, "Gates   {}", self.gates);
+        if self.authorised_by.is_empty() {
+            let _ = writeln!(o, "Authorised by  the job (approval.mode: auto)");
+        } else {
+            let _ = writeln!(o, "Authorised by");
+            for a in &self.authorised_by {
+                let what = match (a.kind.as_str(), &a.role, &a.about) {
+                    ("approve", Some(role), _) => format!("approved as {role}"),
+                    ("confirm-station", _, Some(s)) => format!("confirmed station {s}"),
+                    ("confirm-typed", _, Some(f)) => format!("typed the {f}"),
+                    (k, _, _) => k.to_owned(),
+                };
+                let reason = a
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "  {} {what}{reason} ({})", a.by, a.at);
+            }
+        }
         o
     }
 

@@ -66,9 +66,14 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let me = whoami(None);
     let options = PlanOptions {
         now: Some(now),
-        author: whoami(None),
+        author: if me == "unknown" {
+            "planner@example.com".into()
+        } else {
+            me
+        },
         job_file: shown(&files.job),
     };
     let planned = match make(&job, &ledger, &options).await {
@@ -106,17 +111,87 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
         plan.summary.selected,
     ));
 
-    print(
-        "Step 2 — apply (in batches of 50, each one transaction, with a backup and a verification)\n\n",
-    );
+    print("Step 2 — approvals (the job wants two, with role dpo or admin, each with a reason)\n\n");
+    let project_file = dir.join("lethe.toml");
+    let project_text = "# Who may approve lethe plans in this project.\n\
+                        [[approver]]\nid = \"anna@example.com\"\nname = \"Anna Lind (DPO)\"\nroles = [\"dpo\"]\n\n\
+                        [[approver]]\nid = \"bo@example.com\"\nname = \"Bo Ek (IT administrator)\"\nroles = [\"admin\"]\n";
+    if let Err(e) = std::fs::write(&project_file, project_text) {
+        return fail(&format!("cannot write {}: {e}", shown(&project_file)));
+    }
+    let project = match crate::project::load(&project_file) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
     let ws = Workspace::default();
     let mut loaded = match crate::apply::load(&plan_file, &ws) {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
+    let record = match ledger.plan_record(&plan.plan_id).await {
+        Ok(Some(r)) => r,
+        _ => return fail("the plan is not in the demo's ledger"),
+    };
+    let approvals = [
+        (
+            "anna@example.com",
+            "dpo",
+            "customers inactive for three years; retention period over",
+        ),
+        (
+            "bo@example.com",
+            "admin",
+            "checked the backup location and the batch size",
+        ),
+    ];
+    for (who, role, reason) in approvals {
+        let d = crate::gate::Decision {
+            plan_id: plan.plan_id.clone(),
+            kind: crate::gate::Kind::Approve,
+            actor: who.into(),
+            role: Some(role.into()),
+            reason: Some(reason.into()),
+            detail: None,
+            acks: vec!["all".into()],
+            signature: None,
+            at: Timestamp::now().to_string(),
+        };
+        if let Some(why) = crate::gate::fault(plan, &loaded.job, &project, &record, &d) {
+            return fail(&why);
+        }
+        if let Err(e) = ledger.record_decision(&d).await {
+            return fail(&e.to_string());
+        }
+        print(&format!(
+            "  $ lethe approve plan.json --by {who} --role {role} --reason \"{reason}\" --ack all\n"
+        ));
+    }
+    let decisions = ledger.decisions(&plan.plan_id).await.unwrap_or_default();
+    let record = ledger
+        .plan_record(&plan.plan_id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(record);
+    let eval = crate::gate::evaluate(
+        plan,
+        &loaded.job,
+        &project,
+        &record,
+        &decisions,
+        Timestamp::now(),
+    );
+    print("\n  $ lethe gates plan.json\n");
+    for line in super::gates::render(&eval).lines() {
+        print(&format!("  {line}\n"));
+    }
+    print(
+        "\nStep 3 — apply (in batches of 50, each one transaction, with a backup and a verification)\n\n",
+    );
     loaded.job.safety.backup_dir = Some(dir.join(".lethe").join("backups").display().to_string());
     let options = crate::apply::Options {
         by: whoami(None),
+        project,
         ..crate::apply::Options::default()
     };
     let report = match crate::apply::apply(&ledger, &loaded, options).await {
@@ -126,7 +201,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
     print(&report.render(Format::Text));
 
     print(
-        "\nStep 3 — history (every plan, decision and batch is in the ledger's hash-chained audit trail)\n\n",
+        "\nStep 4 — history (every plan, decision and batch is in the ledger's hash-chained audit trail)\n\n",
     );
     let runs = ledger.runs(None, None).await.unwrap_or_default();
     for r in &runs {

@@ -13,6 +13,7 @@ use crate::spec::schema::{SchemaKind, render};
 use crate::validate::Workspace;
 
 mod demo;
+pub(crate) mod gates;
 mod plan;
 mod runs;
 
@@ -74,6 +75,19 @@ enum Command {
         after_long_help = "Exit codes:\n  0  planned (with --detailed-exitcode: nothing to do)\n  1  error\n  2  with --detailed-exitcode: work planned\n  3  blocked by a guard or check"
     )]
     Plan(plan::PlanArgs),
+    /// Approve a plan (bound to its id), optionally acknowledging its warnings.
+    #[command(after_long_help = "Exit codes:\n  0  recorded\n  1  refused (nothing recorded)")]
+    Approve(gates::ApproveArgs),
+    /// Reject a plan: it can never be applied.
+    Reject(gates::RejectArgs),
+    /// Confirm a plan as one of its stations, or by typing the value the job asks for.
+    #[command(
+        after_long_help = "Exit codes:\n  0  recorded\n  1  refused (a wrong typed value is recorded as a failed attempt, without the value)"
+    )]
+    Confirm(gates::ConfirmArgs),
+    /// What a plan still needs before it may be applied, and who gave what it has.
+    #[command(after_long_help = "Exit codes:\n  0  every gate is met\n  3  a gate is missing")]
+    Gates(gates::GatesArgs),
     /// Apply a plan: exactly its records, in batches, with a backup and a verification.
     ///
     /// Refuses a plan that was applied, rejected, superseded, or has expired,
@@ -135,6 +149,10 @@ pub fn run() -> ExitCode {
         Command::Plan(args) => block_on(plan::run(&ctx, args)),
         Command::Demo(args) => block_on(demo::run(&ctx, args)),
         Command::Apply(args) => block_on(runs::apply(&ctx, args)),
+        Command::Approve(args) => block_on(gates::approve(&ctx, args)),
+        Command::Reject(args) => block_on(gates::reject(&ctx, args)),
+        Command::Confirm(args) => block_on(gates::confirm(&ctx, args)),
+        Command::Gates(args) => block_on(gates::gates(&ctx, args)),
         Command::Restore(args) => block_on(runs::restore(&ctx, args)),
         Command::History(args) => block_on(runs::history(&ctx, args)),
         Command::Status(args) => block_on(runs::status(&ctx, args)),

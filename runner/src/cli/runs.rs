@@ -109,10 +109,15 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> ExitCode {
             pb.set_position(done);
         }
     };
+    let project = match super::gates::project_for(&args.plan) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
     let options = Options {
         by: whoami(args.by.as_deref()),
         resume: args.resume.clone(),
         progress: Some(&mut progress),
+        project,
         ..Options::default()
     };
     let outcome = apply::apply(&ledger, &loaded, options).await;
@@ -313,6 +318,29 @@ pub async fn history(_ctx: &Ctx, args: HistoryArgs) -> ExitCode {
                 r.started_by
             ));
             o.push_str(&format!("    run {}  target {}\n", r.id, r.target));
+            let report = r
+                .report
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<crate::apply::ApplyReport>(j).ok());
+            if let Some(rep) = report {
+                let by: Vec<String> = rep
+                    .authorised_by
+                    .iter()
+                    .map(|a| match (&a.role, &a.about) {
+                        (Some(role), _) => format!("{} ({role})", a.by),
+                        (None, Some(about)) => format!("{} ({})", a.by, about),
+                        _ => a.by.clone(),
+                    })
+                    .collect();
+                o.push_str(&format!(
+                    "    authorised by {}\n",
+                    if by.is_empty() {
+                        "the job (approval.mode: auto)".to_owned()
+                    } else {
+                        by.join(", ")
+                    }
+                ));
+            }
         }
         print(&o);
     }

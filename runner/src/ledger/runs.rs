@@ -165,6 +165,94 @@ impl Ledger {
         })
     }
 
+    /// Records a decision about a plan, with its audit event; a rejection
+    /// moves the plan to `rejected`, an approval a pending plan to `approved`.
+    pub async fn record_decision(&self, d: &crate::gate::Decision) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO decisions (plan_id, kind, actor, role, reason, detail, acks, signature, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(&d.plan_id)
+        .bind(d.kind.as_str())
+        .bind(&d.actor)
+        .bind(&d.role)
+        .bind(&d.reason)
+        .bind(&d.detail)
+        .bind(serde_json::to_string(&d.acks).unwrap_or_else(|_| "[]".into()))
+        .bind(&d.signature)
+        .bind(&d.at)
+        .execute(&mut *tx)
+        .await?;
+        match d.kind {
+            crate::gate::Kind::Reject => {
+                sqlx::query("UPDATE plans SET state = 'rejected' WHERE id = ?1 AND state IN ('pending', 'approved')")
+                    .bind(&d.plan_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            crate::gate::Kind::Approve => {
+                sqlx::query(
+                    "UPDATE plans SET state = 'approved' WHERE id = ?1 AND state = 'pending'",
+                )
+                .bind(&d.plan_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            _ => {}
+        }
+        append_event(
+            &mut tx,
+            "decision-recorded",
+            &d.actor,
+            Some(&d.plan_id),
+            None,
+            json!({
+                "kind": d.kind.as_str(),
+                "role": d.role,
+                "reason": d.reason,
+                "station": if d.kind == crate::gate::Kind::ConfirmStation { d.detail.clone() } else { None },
+                "acks": d.acks,
+                "signed": d.signature.is_some(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The decisions about a plan, oldest first.
+    pub async fn decisions(&self, plan_id: &str) -> Result<Vec<crate::gate::Decision>> {
+        let rows = sqlx::query(
+            "SELECT plan_id, kind, actor, role, reason, detail, acks, signature, at FROM decisions WHERE plan_id = ?1 ORDER BY id",
+        )
+        .bind(plan_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let kind: String = r.try_get(1)?;
+            let Some(kind) = crate::gate::Kind::parse(&kind) else {
+                continue;
+            };
+            let acks: Option<String> = r.try_get(6)?;
+            out.push(crate::gate::Decision {
+                plan_id: r.try_get(0)?,
+                kind,
+                actor: r.try_get(2)?,
+                role: r.try_get(3)?,
+                reason: r.try_get(4)?,
+                detail: r.try_get(5)?,
+                acks: acks
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default(),
+                signature: r.try_get(7)?,
+                at: r.try_get(8)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// The plan file recorded when the plan was made (`lethe plan -o`).
     pub async fn plan_file(&self, id: &str) -> Result<Option<String>> {
         let f: Option<Option<String>> = sqlx::query_scalar("SELECT file FROM plans WHERE id = ?1")

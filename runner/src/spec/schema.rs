@@ -18,6 +18,8 @@ pub enum SchemaKind {
     System,
     /// A plan file (`lethe plan -o`).
     Plan,
+    /// The project file (`lethe.toml`): approvers, keys, hooks.
+    Project,
 }
 
 impl SchemaKind {
@@ -26,6 +28,7 @@ impl SchemaKind {
             SchemaKind::Job => "job.schema.json",
             SchemaKind::System => "system.schema.json",
             SchemaKind::Plan => "plan.schema.json",
+            SchemaKind::Project => "project.schema.json",
         }
     }
 }
@@ -39,6 +42,7 @@ pub fn generate(kind: SchemaKind) -> Value {
         SchemaKind::Job => generator.into_root_schema_for::<Job>(),
         SchemaKind::System => generator.into_root_schema_for::<SystemModel>(),
         SchemaKind::Plan => generator.into_root_schema_for::<crate::plan::Plan>(),
+        SchemaKind::Project => generator.into_root_schema_for::<crate::project::Project>(),
     };
     let mut value = schema.to_value();
     tidy(&mut value);

@@ -62,10 +62,12 @@ fn compiled(kind: SchemaKind) -> &'static CompiledSchema {
     static JOB: OnceLock<CompiledSchema> = OnceLock::new();
     static SYSTEM: OnceLock<CompiledSchema> = OnceLock::new();
     static PLAN: OnceLock<CompiledSchema> = OnceLock::new();
+    static PROJECT: OnceLock<CompiledSchema> = OnceLock::new();
     let cell = match kind {
         SchemaKind::Job => &JOB,
         SchemaKind::System => &SYSTEM,
         SchemaKind::Plan => &PLAN,
+        SchemaKind::Project => &PROJECT,
     };
     cell.get_or_init(|| {
         let value = generate(kind);
