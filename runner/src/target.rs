@@ -40,6 +40,10 @@ pub async fn open(
     };
     let connector: Box<dyn Connector> = match &target.connector {
         ConnectorRef::Sqlite => Box::new(lethe_sqlite::SqliteConnector::open(&options).await?),
+        ConnectorRef::Postgres => {
+            Box::new(lethe_postgres::PostgresConnector::open(&options).await?)
+        }
+        ConnectorRef::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await?),
         other => return Err(TargetError::Unavailable(other.as_str().to_owned())),
     };
     Ok((connector, identity))

@@ -14,10 +14,10 @@ mod value;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use error::{ConnectorError, ErrorKind, Result};
+pub use error::{ConnectorError, ErrorKind, Result, scrub_values};
 pub use request::{
-    AggFunc, Check, CmpOp, Cond, Delete, Expr, Insert, Instant, Join, Name, Normalization, Request,
-    Response, Select, Tally, TxMode, Update,
+    AggFunc, Check, CmpOp, Cond, Delete, Expr, Insert, Instant, Join, Name, Normalization,
+    ParamType, Request, Response, Select, Tally, TxMode, Update,
 };
 pub use schema::{Column, ColumnKind, ForeignKey, Schema, Table};
 pub use value::Value;

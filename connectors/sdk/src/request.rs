@@ -166,7 +166,25 @@ pub enum Cond {
         template: String,
         key: Name,
         params: BTreeMap<String, Value>,
+        /// The declared type of each parameter that has one: engines with
+        /// strict typing (PostgreSQL) bind a date as a date, not as text.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        types: BTreeMap<String, ParamType>,
     },
+}
+
+/// The declared type of a criterion parameter (SPEC §6.28). Dates are bound
+/// as `YYYY-MM-DD`, datetimes as wall-clock `YYYY-MM-DD HH:MM:SS` in the
+/// system's zone, decimals as numbers or text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    Date,
+    Datetime,
+    Int,
+    Decimal,
+    String,
+    Bool,
 }
 
 impl Cond {

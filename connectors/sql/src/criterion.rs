@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use lethe_connector::Value;
+use lethe_connector::{ParamType, Value};
 use minijinja::value::{Object, Value as JValue, ValueKind};
 
 /// Where a bound value goes in the rendered text (replaced by placeholders).
@@ -27,6 +27,21 @@ struct Ident(String);
 
 impl Object for Ident {}
 
+/// A parameter with a declared type the engine must be told (a date, a
+/// datetime, a decimal): rendered as a placeholder the dialect casts.
+#[derive(Debug)]
+struct Typed(Value, ParamType);
+
+impl Object for Typed {
+    fn is_true(self: &Arc<Self>) -> bool {
+        !self.0.is_null()
+    }
+}
+
+/// A value a rendered criterion binds, with its declared type when it has
+/// one the engine must know.
+pub type Bound = (Value, Option<ParamType>);
+
 /// Renders a criterion template: the SQL with [`MARK`] where each bound
 /// value goes, and the values in order.
 pub fn render_criterion(
@@ -34,13 +49,14 @@ pub fn render_criterion(
     key_sql: &str,
     alias: &str,
     params: &BTreeMap<String, Value>,
-) -> Result<(String, Vec<Value>), CriterionError> {
+    types: &BTreeMap<String, ParamType>,
+) -> Result<(String, Vec<Bound>), CriterionError> {
     if template.contains('\u{1}') {
         return Err(CriterionError(
             "the template holds a control character".into(),
         ));
     }
-    let bound: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let bound: Arc<Mutex<Vec<Bound>>> = Arc::new(Mutex::new(Vec::new()));
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let sink = bound.clone();
@@ -49,14 +65,30 @@ pub fn render_criterion(
             out.write_str(&id.0).map_err(|_| fmt_error())?;
             return Ok(());
         }
-        if let Ok(mut b) = sink.lock() {
-            b.push(from_jinja(value));
+        let b = match value.downcast_object_ref::<Typed>() {
+            Some(t) => (t.0.clone(), Some(t.1)),
+            None => (from_jinja(value), None),
+        };
+        if let Ok(mut sink) = sink.lock() {
+            sink.push(b);
         }
         out.write_str(MARK).map_err(|_| fmt_error())
     });
+    // Dates, datetimes and decimals stay opaque in the template (they are
+    // only ever compared by the engine); the others are plain values.
     let values: BTreeMap<String, JValue> = params
         .iter()
-        .map(|(k, v)| (k.clone(), to_jinja(v)))
+        .map(|(k, v)| {
+            let j = match types.get(k) {
+                Some(t @ (ParamType::Date | ParamType::Datetime | ParamType::Decimal))
+                    if !v.is_null() =>
+                {
+                    JValue::from_object(Typed(v.clone(), *t))
+                }
+                _ => to_jinja(v),
+            };
+            (k.clone(), j)
+        })
         .collect();
     env.add_function(
         "param",

@@ -6,15 +6,20 @@
 //! NULL logic, criteria templates) is written once here. Values are always
 //! bound parameters; names come only from the system model and are quoted.
 
+mod catalog;
 mod criterion;
 mod dialect;
 
 use lethe_connector::{
-    AggFunc, CmpOp, Cond, Delete, Expr, Insert, Join, Select, Statement, Tally, Update, Value,
+    AggFunc, CmpOp, Cond, Delete, Expr, Insert, Join, Request, Select, Statement, Tally, Update,
+    Value,
 };
 
-pub use criterion::{CriterionError, render_criterion};
-pub use dialect::{DIGITS_FUNCTION, Dialect, FOLD_FUNCTION, INSTANT_FUNCTION, Sqlite, TimeBinding};
+pub use catalog::{Catalog, Col, ColumnType};
+pub use criterion::{Bound, CriterionError, render_criterion};
+pub use dialect::{
+    DIGITS_FUNCTION, Dialect, FOLD_FUNCTION, INSTANT_FUNCTION, Mysql, Postgres, Sqlite, TimeBinding,
+};
 
 /// A compile error: only malformed requests (a criterion template that does
 /// not render) can cause one.
@@ -68,6 +73,29 @@ impl<'d> Builder<'d> {
         self.sql.push_str(&p);
     }
 
+    /// Binds a value compared with `col` (cast or collated as the dialect needs).
+    pub fn bind_compare(&mut self, col: Option<Col<'_>>, v: Value) {
+        let p = self.dialect.placeholder(self.params.len() + 1);
+        let sql = self.dialect.compare_value(col, &v, &p);
+        self.params.push(v);
+        self.sql.push_str(&sql);
+    }
+
+    /// Binds a value written to `col` (cast as the dialect needs).
+    pub fn bind_write(&mut self, col: Option<Col<'_>>, v: Value) {
+        let p = self.dialect.placeholder(self.params.len() + 1);
+        let sql = self.dialect.write_value(col, &v, &p);
+        self.params.push(v);
+        self.sql.push_str(&sql);
+    }
+
+    /// Binds a value and writes `sql`, which holds its placeholder (the
+    /// one [`Builder::next_placeholder`] gave).
+    pub fn push_param(&mut self, v: Value, sql: &str) {
+        self.params.push(v);
+        self.sql.push_str(sql);
+    }
+
     /// The placeholder the next bound value will get.
     pub fn next_placeholder(&self) -> String {
         self.dialect.placeholder(self.params.len() + 1)
@@ -91,10 +119,30 @@ impl<'d> Builder<'d> {
     }
 }
 
+/// The table a condition is about, and its alias in the statement.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    alias: &'a str,
+    table: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    fn col(&self, column: &'a str) -> Col<'a> {
+        Col {
+            table: self.table,
+            column,
+        }
+    }
+}
+
 /// `SELECT columns, flags FROM table WHERE filter ORDER BY … LIMIT …`
 pub fn select(dialect: &dyn Dialect, q: &Select) -> Result<Statement, CompileError> {
     let mut b = Builder::new(dialect);
     let t = b.alias();
+    let s = Scope {
+        alias: &t,
+        table: &q.table,
+    };
     b.push("SELECT ");
     let mut first = true;
     for c in &q.columns {
@@ -102,7 +150,8 @@ pub fn select(dialect: &dyn Dialect, q: &Select) -> Result<Statement, CompileErr
             b.push(", ");
         }
         first = false;
-        b.column(&t, c);
+        let sql = format!("{t}.{}", dialect.quote(c));
+        b.push(&dialect.output(s.col(c), &sql));
     }
     for f in &q.flags {
         if !first {
@@ -110,7 +159,7 @@ pub fn select(dialect: &dyn Dialect, q: &Select) -> Result<Statement, CompileErr
         }
         first = false;
         b.push("CASE WHEN ");
-        cond(&mut b, &t, f)?;
+        cond(&mut b, s, f)?;
         b.push(" THEN 1 ELSE 0 END");
     }
     if first {
@@ -121,18 +170,15 @@ pub fn select(dialect: &dyn Dialect, q: &Select) -> Result<Statement, CompileErr
     b.push(" ");
     b.push(&t);
     b.push(" WHERE ");
-    cond(&mut b, &t, &q.filter)?;
+    cond(&mut b, s, &q.filter)?;
     if !q.order_by.is_empty() {
         b.push(" ORDER BY ");
         for (i, c) in q.order_by.iter().enumerate() {
             if i > 0 {
                 b.push(", ");
             }
-            let mut col = String::new();
-            col.push_str(&t);
-            col.push('.');
-            col.push_str(&dialect.quote(c));
-            b.push(&dialect.order_nulls_last(&col));
+            let sql = format!("{t}.{}", dialect.quote(c));
+            b.push(&dialect.order_item(Some(s.col(c)), &sql));
         }
     }
     if let Some(n) = q.limit {
@@ -145,6 +191,10 @@ pub fn select(dialect: &dyn Dialect, q: &Select) -> Result<Statement, CompileErr
 pub fn tally(dialect: &dyn Dialect, q: &Tally) -> Result<Statement, CompileError> {
     let mut b = Builder::new(dialect);
     let t = b.alias();
+    let s = Scope {
+        alias: &t,
+        table: &q.table,
+    };
     b.push("SELECT ");
     if q.counts.is_empty() {
         b.push("COUNT(*)");
@@ -167,7 +217,7 @@ pub fn tally(dialect: &dyn Dialect, q: &Tally) -> Result<Statement, CompileError
     b.push(" ");
     b.push(&t);
     b.push(" WHERE ");
-    cond(&mut b, &t, &q.filter)?;
+    cond(&mut b, s, &q.filter)?;
     Ok(b.finish())
 }
 
@@ -175,10 +225,14 @@ pub fn tally(dialect: &dyn Dialect, q: &Tally) -> Result<Statement, CompileError
 pub fn delete(dialect: &dyn Dialect, q: &Delete) -> Result<Statement, CompileError> {
     let mut b = Builder::new(dialect);
     let t = b.alias();
+    let s = Scope {
+        alias: &t,
+        table: &q.table,
+    };
     let table = dialect.quote(&q.table);
     b.push(&dialect.delete_prefix(&table, &t));
     b.push(" WHERE ");
-    cond(&mut b, &t, &q.filter)?;
+    cond(&mut b, s, &q.filter)?;
     Ok(b.finish())
 }
 
@@ -190,7 +244,20 @@ pub fn delete_returning(
 ) -> Result<Statement, CompileError> {
     let mut s = delete(dialect, q)?;
     s.sql.push_str(" RETURNING ");
-    let cols: Vec<String> = columns.iter().map(|c| dialect.quote(c)).collect();
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            // Unqualified: SQLite refuses an alias in RETURNING.
+            let sql = dialect.quote(c);
+            dialect.output(
+                Col {
+                    table: &q.table,
+                    column: c,
+                },
+                &sql,
+            )
+        })
+        .collect();
     s.sql.push_str(&cols.join(", "));
     Ok(s)
 }
@@ -223,7 +290,11 @@ pub fn insert(dialect: &dyn Dialect, q: &Insert) -> Vec<Statement> {
                     if i > 0 {
                         b.push(", ");
                     }
-                    b.bind(v.clone());
+                    let col = q.columns.get(i).map(|c| Col {
+                        table: &q.table,
+                        column: c,
+                    });
+                    b.bind_write(col, v.clone());
                 }
                 b.push(")");
             }
@@ -241,6 +312,7 @@ pub fn update(dialect: &dyn Dialect, q: &Update) -> Result<Vec<Statement>, Compi
             }
             let mut b = Builder::new(dialect);
             let t = b.alias();
+            let s = Scope { alias: &t, table };
             b.push("UPDATE ");
             b.name(table);
             b.push(&format!(" AS {t} SET "));
@@ -250,10 +322,10 @@ pub fn update(dialect: &dyn Dialect, q: &Update) -> Result<Vec<Statement>, Compi
                 }
                 b.name(c);
                 b.push(" = ");
-                b.bind(v.clone());
+                b.bind_write(Some(s.col(c)), v.clone());
             }
             b.push(" WHERE ");
-            cond(&mut b, &t, filter)?;
+            cond(&mut b, s, filter)?;
             Ok(vec![b.finish()])
         }
         Update::Rows {
@@ -275,8 +347,34 @@ pub fn update(dialect: &dyn Dialect, q: &Update) -> Result<Vec<Statement>, Compi
     }
 }
 
+/// The statements a request compiles to (for `lethe explain`).
+pub fn explain(dialect: &dyn Dialect, request: &Request) -> Option<Vec<Statement>> {
+    match request {
+        Request::Select(q) => select(dialect, q).ok().map(|s| vec![s]),
+        Request::Tally(q) => tally(dialect, q).ok().map(|s| vec![s]),
+        Request::Update(u) => update(dialect, u).ok(),
+        Request::Delete(d) => delete(dialect, d).ok().map(|s| vec![s]),
+        Request::Insert(i) => Some(insert(dialect, i)),
+        Request::Check(c) => Some(vec![Statement {
+            sql: c.sql.clone(),
+            params: Vec::new(),
+        }]),
+        _ => None,
+    }
+}
+
 /// Writes a condition on rows of the table aliased `t`.
-pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> {
+pub fn condition(
+    b: &mut Builder<'_>,
+    alias: &str,
+    table: &str,
+    c: &Cond,
+) -> Result<(), CompileError> {
+    cond(b, Scope { alias, table }, c)
+}
+
+fn cond(b: &mut Builder<'_>, s: Scope<'_>, c: &Cond) -> Result<(), CompileError> {
+    let t = s.alias;
     match c {
         Cond::True => b.push("TRUE"),
         Cond::False => b.push("FALSE"),
@@ -288,14 +386,14 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
             };
             match items.as_slice() {
                 [] => b.push(empty),
-                [one] => cond(b, t, one)?,
+                [one] => cond(b, s, one)?,
                 many => {
                     b.push("(");
                     for (i, item) in many.iter().enumerate() {
                         if i > 0 {
                             b.push(sep);
                         }
-                        cond(b, t, item)?;
+                        cond(b, s, item)?;
                     }
                     b.push(")");
                 }
@@ -305,7 +403,7 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
             // Two-valued logic: an unknown (NULL) inner condition is false,
             // so its negation is true.
             b.push("NOT COALESCE(");
-            cond(b, t, inner)?;
+            cond(b, s, inner)?;
             b.push(", FALSE)");
         }
         Cond::Compare { expr: e, op, value } => {
@@ -313,11 +411,11 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
                 b.push("FALSE");
             } else {
                 b.push("(");
-                expr(b, t, e, false)?;
+                expr(b, s, e, false)?;
                 b.push(" ");
                 b.push(op.sql());
                 b.push(" ");
-                b.bind(value.clone());
+                b.bind_compare(typed_col(s, e), value.clone());
                 b.push(")");
             }
         }
@@ -330,27 +428,28 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
             if values.is_empty() {
                 if *negated {
                     b.push("(");
-                    expr(b, t, e, false)?;
+                    expr(b, s, e, false)?;
                     b.push(" IS NOT NULL)");
                 } else {
                     b.push("FALSE");
                 }
             } else {
                 b.push("(");
-                expr(b, t, e, false)?;
+                expr(b, s, e, false)?;
                 b.push(if *negated { " NOT IN (" } else { " IN (" });
+                let col = typed_col(s, e);
                 for (i, v) in values.into_iter().enumerate() {
                     if i > 0 {
                         b.push(", ");
                     }
-                    b.bind(v.clone());
+                    b.bind_compare(col, v.clone());
                 }
                 b.push("))");
             }
         }
         Cond::IsNull { expr: e, negated } => {
             b.push("(");
-            expr(b, t, e, false)?;
+            expr(b, s, e, false)?;
             b.push(if *negated {
                 " IS NOT NULL)"
             } else {
@@ -359,14 +458,14 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
         }
         Cond::Contains { expr: e, text } => {
             let start = b.sql.len();
-            expr(b, t, e, false)?;
+            expr(b, s, e, false)?;
             let hay = b.sql.split_off(start);
             let needle = b.next_placeholder();
             b.params.push(Value::Text(text.clone()));
             let d = b.dialect;
             b.push(&d.contains(&hay, &needle));
         }
-        Cond::Time { expr: e, op, at } => time(b, t, e, *op, at)?,
+        Cond::Time { expr: e, op, at } => time(b, s, e, *op, at)?,
         Cond::Normalized {
             expr: e,
             form,
@@ -376,7 +475,7 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
                 b.push("FALSE");
             } else {
                 let start = b.sql.len();
-                expr(b, t, e, false)?;
+                expr(b, s, e, false)?;
                 let value = b.sql.split_off(start);
                 let d = b.dialect;
                 b.push("(");
@@ -397,7 +496,11 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
             related(b, t, join, &r);
             if !matches!(**filter, Cond::True) {
                 b.push(" AND ");
-                cond(b, &r, filter)?;
+                let inner = Scope {
+                    alias: &r,
+                    table: &join.table,
+                };
+                cond(b, inner, filter)?;
             }
             b.push(")");
         }
@@ -410,24 +513,31 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
             let r = b.alias();
             b.push("(");
             b.column(t, column);
-            b.push(" IN (SELECT ");
+            b.push(" IN (");
+            let start = b.sql.len();
+            b.push("SELECT ");
             b.column(&r, key);
             b.push(" FROM ");
             b.name(table);
             b.push(" ");
             b.push(&r);
             b.push(" WHERE ");
-            cond(b, &r, filter)?;
+            let inner = Scope { alias: &r, table };
+            cond(b, inner, filter)?;
+            let sub = b.sql.split_off(start);
+            let d = b.dialect;
+            b.push(&d.key_subquery(&sub));
             b.push("))");
         }
         Cond::Sql {
             template,
             key,
             params,
+            types,
         } => {
             let d = b.dialect;
             let key_sql = format!("{t}.{}", d.quote(key));
-            let (sql, values) = render_criterion(template, &key_sql, t, params)?;
+            let (sql, values) = render_criterion(template, &key_sql, t, params, types)?;
             b.push("(");
             // Placeholders are numbered in order; the renderer marks where
             // each value goes.
@@ -435,7 +545,13 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
             let mut values = values.into_iter();
             while let Some(i) = rest.find(criterion::MARK) {
                 b.push(&rest[..i]);
-                b.bind(values.next().unwrap_or(Value::Null));
+                let (v, ty) = values.next().unwrap_or((Value::Null, None));
+                let p = b.next_placeholder();
+                b.params.push(v);
+                match ty {
+                    Some(ty) => b.push(&d.typed_param(ty, &p)),
+                    None => b.push(&p),
+                }
                 rest = &rest[i + criterion::MARK.len()..];
             }
             b.push(rest);
@@ -443,6 +559,24 @@ pub fn cond(b: &mut Builder<'_>, t: &str, c: &Cond) -> Result<(), CompileError> 
         }
     }
     Ok(())
+}
+
+/// The column whose type a value compared with `e` takes: the column
+/// itself, or the aggregated column for `max`/`min` (a count or a sum is a
+/// number whatever it sums).
+fn typed_col<'a>(s: Scope<'a>, e: &'a Expr) -> Option<Col<'a>> {
+    match e {
+        Expr::Column(c) => Some(s.col(c)),
+        Expr::Aggregate {
+            func: AggFunc::Max | AggFunc::Min,
+            join,
+            column: Some(c),
+        } => Some(Col {
+            table: &join.table,
+            column: c,
+        }),
+        Expr::Aggregate { .. } => None,
+    }
 }
 
 /// `"rel" r WHERE r."fk" = t."key"`
@@ -458,13 +592,14 @@ fn related(b: &mut Builder<'_>, t: &str, join: &Join, r: &str) {
 
 /// Writes an expression; `as_time` wraps stored values so they compare as
 /// times (inside the aggregate for aggregates).
-fn expr(b: &mut Builder<'_>, t: &str, e: &Expr, as_time: bool) -> Result<(), CompileError> {
+fn expr(b: &mut Builder<'_>, s: Scope<'_>, e: &Expr, as_time: bool) -> Result<(), CompileError> {
+    let t = s.alias;
     match e {
         Expr::Column(c) => {
             let d = b.dialect;
             let col = format!("{t}.{}", d.quote(c));
             if as_time {
-                b.push(&d.time_of(&col));
+                b.push(&d.time_of(Some(s.col(c)), &col));
             } else {
                 b.push(&col);
             }
@@ -477,7 +612,11 @@ fn expr(b: &mut Builder<'_>, t: &str, e: &Expr, as_time: bool) -> Result<(), Com
                 Some(c) => {
                     let col = format!("{r}.{}", d.quote(c));
                     if as_time {
-                        d.aggregate_time_of(&col)
+                        let typed = Col {
+                            table: &join.table,
+                            column: c,
+                        };
+                        d.aggregate_time_of(Some(typed), &col)
                     } else {
                         col
                     }
@@ -500,31 +639,39 @@ fn expr(b: &mut Builder<'_>, t: &str, e: &Expr, as_time: bool) -> Result<(), Com
 
 fn time(
     b: &mut Builder<'_>,
-    t: &str,
+    s: Scope<'_>,
     e: &Expr,
     op: CmpOp,
     at: &lethe_connector::Instant,
 ) -> Result<(), CompileError> {
     let d = b.dialect;
+    let t = s.alias;
     let aggregate = matches!(e, Expr::Aggregate { .. });
+    let col = match e {
+        Expr::Column(c) => Some(s.col(c)),
+        Expr::Aggregate { join, column, .. } => column.as_deref().map(|c| Col {
+            table: &join.table,
+            column: c,
+        }),
+    };
     let compare = |b: &mut Builder<'_>, value: &str| -> Result<(), CompileError> {
-        expr(b, t, e, true)?;
+        expr(b, s, e, true)?;
         b.push(" ");
         b.push(op.sql());
         b.push(" ");
         let p = b.next_placeholder();
-        b.params.push(Value::Text(value.to_owned()));
+        b.params.push(Value::Text(d.time_text(value)));
         if aggregate {
-            b.push(&d.aggregate_time_param(&p));
+            b.push(&d.aggregate_time_param(col, &p));
         } else {
-            b.push(&d.time_param(&p));
+            b.push(&d.time_param(col, &p));
         }
         Ok(())
     };
     let binding = if aggregate {
-        d.aggregate_time_binding()
+        d.aggregate_time_binding(col)
     } else {
-        d.time_binding(at)
+        d.time_binding(at, col)
     };
     // Values in the canonical local form compare as text with the local
     // form of the instant; the rest as the binding says.

@@ -21,15 +21,130 @@ fn show(s: &Statement) -> String {
 }
 
 fn select_where(filter: Cond) -> String {
+    select_where_in(&Sqlite::default(), filter)
+}
+
+fn select_where_in(d: &dyn Dialect, filter: Cond) -> String {
     let q = Select {
         table: "customers".into(),
-        columns: vec!["id".into()],
+        columns: vec!["id".into(), "created_at".into()],
         flags: vec![],
         filter,
-        order_by: vec!["created_at".into(), "id".into()],
+        order_by: vec!["created_at".into(), "last_name".into(), "id".into()],
         limit: None,
     };
-    show(&select(&Sqlite::default(), &q).unwrap())
+    show(&select(d, &q).unwrap())
+}
+
+/// The test tables' types, as each server engine names them.
+fn catalog(pg: bool) -> Catalog {
+    use lethe_connector::ColumnKind as K;
+    let mut c = Catalog::default();
+    let cols: &[(&str, &str, K, &str, &str)] = &[
+        ("customers", "id", K::Integer, "pg_catalog.int4", "int"),
+        ("customers", "kind", K::Text, "pg_catalog.text", "varchar"),
+        (
+            "customers",
+            "status",
+            K::Text,
+            "pg_catalog.varchar",
+            "varchar",
+        ),
+        (
+            "customers",
+            "last_name",
+            K::Text,
+            "pg_catalog.varchar",
+            "varchar",
+        ),
+        (
+            "customers",
+            "email",
+            K::Text,
+            "pg_catalog.varchar",
+            "varchar",
+        ),
+        (
+            "customers",
+            "phone",
+            K::Text,
+            "pg_catalog.varchar",
+            "varchar",
+        ),
+        ("customers", "notes", K::Text, "pg_catalog.text", "text"),
+        (
+            "customers",
+            "birth_date",
+            K::Date,
+            "pg_catalog.date",
+            "date",
+        ),
+        (
+            "customers",
+            "created_at",
+            K::Timestamp,
+            "pg_catalog.timestamp",
+            "datetime",
+        ),
+        (
+            "customers",
+            "seen_at",
+            K::Timestamp,
+            "pg_catalog.timestamptz",
+            "timestamp",
+        ),
+        ("purchases", "id", K::Integer, "pg_catalog.int8", "bigint"),
+        (
+            "purchases",
+            "customer_id",
+            K::Integer,
+            "pg_catalog.int4",
+            "int",
+        ),
+        (
+            "purchases",
+            "amount",
+            K::Decimal,
+            "pg_catalog.numeric",
+            "decimal",
+        ),
+        (
+            "purchases",
+            "purchased_at",
+            K::Timestamp,
+            "pg_catalog.timestamptz",
+            "timestamp",
+        ),
+    ];
+    for (t, col, kind, p, m) in cols {
+        c.insert(
+            t,
+            col,
+            ColumnType {
+                kind: *kind,
+                name: (if pg { p } else { m }).to_string(),
+            },
+        );
+    }
+    c
+}
+
+fn servers() -> [(&'static str, Box<dyn Dialect>); 2] {
+    [
+        (
+            "postgres",
+            Box::new(Postgres {
+                catalog: catalog(true),
+                fold_collation: Some("und-x-icu".into()),
+            }),
+        ),
+        (
+            "mysql",
+            Box::new(Mysql {
+                catalog: catalog(false),
+            }),
+        ),
+    ]
 }
 
 #[test]
@@ -93,6 +208,120 @@ fn every_condition() {
     insta::assert_snapshot!(select_where(c));
 }
 
+/// One statement of each kind on the server engines: casts where types
+/// differ, exact text comparison, times by column type, the batched update.
+#[test]
+fn server_dialects() {
+    let at = Instant {
+        utc: "2017-12-31T23:00:00Z".into(),
+        local: "2018-01-01 00:00:00".into(),
+    };
+    let filter = Cond::And(vec![
+        Cond::In {
+            expr: col("kind"),
+            values: vec!["private".into()],
+            negated: false,
+        },
+        Cond::Compare {
+            expr: col("birth_date"),
+            op: CmpOp::Lt,
+            value: "1990-01-01".into(),
+        },
+        Cond::Time {
+            expr: col("created_at"),
+            op: CmpOp::Lt,
+            at: at.clone(),
+        },
+        Cond::Time {
+            expr: col("seen_at"),
+            op: CmpOp::Lt,
+            at: at.clone(),
+        },
+        Cond::Time {
+            expr: Expr::Aggregate {
+                func: AggFunc::Max,
+                join: purchases(),
+                column: Some("purchased_at".into()),
+            },
+            op: CmpOp::Lt,
+            at,
+        },
+        Cond::Compare {
+            expr: Expr::Aggregate {
+                func: AggFunc::Sum,
+                join: purchases(),
+                column: Some("amount".into()),
+            },
+            op: CmpOp::Lt,
+            value: Value::Int(1000),
+        },
+        Cond::Contains {
+            expr: col("notes"),
+            text: "50%_off".into(),
+        },
+        Cond::Normalized {
+            expr: col("email"),
+            form: lethe_connector::Normalization::Folded,
+            values: vec!["åsa@x.se".into()],
+        },
+        Cond::Normalized {
+            expr: col("phone"),
+            form: lethe_connector::Normalization::Digits,
+            values: vec!["4670".into()],
+        },
+        Cond::Sql {
+            template: "{{ key }} IN (SELECT customer_id FROM purchases WHERE purchased_at < {{ param('d') }} AND amount > {{ param('n') }})".into(),
+            key: "id".into(),
+            params: BTreeMap::from([
+                ("d".to_owned(), Value::from("2018-01-01")),
+                ("n".to_owned(), Value::Int(5)),
+            ]),
+            types: BTreeMap::from([
+                ("d".to_owned(), lethe_connector::ParamType::Date),
+                ("n".to_owned(), lethe_connector::ParamType::Int),
+            ]),
+        },
+    ]);
+    for (name, d) in servers() {
+        let mut out = select_where_in(d.as_ref(), filter.clone());
+        out.push_str("\n\n");
+        for s in update(
+            d.as_ref(),
+            &Update::Rows {
+                table: "customers".into(),
+                key: "id".into(),
+                columns: vec!["email".into(), "birth_date".into()],
+                rows: vec![
+                    vec![1.into(), "a@x.invalid".into(), Value::Null],
+                    vec![2.into(), Value::Null, "1985-01-01".into()],
+                ],
+            },
+        )
+        .unwrap()
+        {
+            out.push_str(&show(&s));
+        }
+        out.push_str("\n\n");
+        out.push_str(&show(
+            &delete_returning(
+                d.as_ref(),
+                &Delete {
+                    table: "purchases".into(),
+                    filter: Cond::InSet {
+                        column: "customer_id".into(),
+                        table: "customers".into(),
+                        key: "id".into(),
+                        filter: Box::new(Cond::keys("id", vec![1.into()])),
+                    },
+                },
+                &["id".into(), "amount".into()],
+            )
+            .unwrap(),
+        ));
+        insta::assert_snapshot!(format!("server_dialects_{name}"), out);
+    }
+}
+
 #[test]
 fn times_in_a_zone_split_by_stored_form() {
     let c = Cond::Time {
@@ -116,6 +345,7 @@ fn criteria_bind_their_values() {
         template: "NOT EXISTS (SELECT 1 FROM purchases p WHERE p.customer_id = {{ key }} AND p.purchased_at > {{ param(\"date\") }}) AND {{ param('date') | upper }} <> ''".into(),
         key: "id".into(),
         params,
+        types: BTreeMap::new(),
     };
     let out = select_where(c);
     assert!(!out.lines().next().unwrap().contains("DROP"), "{out}");
@@ -128,6 +358,7 @@ fn criteria_reject_unknown_parameters() {
         template: "{{ key }} > {{ param('nope') }}".into(),
         key: "id".into(),
         params: BTreeMap::new(),
+        types: BTreeMap::new(),
     };
     let q = Select {
         table: "t".into(),

@@ -18,7 +18,7 @@ use lethe_connector::{
     ErrorKind, ForeignKey, Insert, OpenOptions, Request, Result, RowSink, Schema, Select,
     Statement, Table, Tally, TxMode, Update, Value,
 };
-use lethe_sql::{Dialect, Sqlite};
+use lethe_sql::Sqlite;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, Executor, Row, TypeInfo, ValueRef};
 
@@ -433,22 +433,6 @@ impl Connector for SqliteConnector {
     }
 
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {
-        explain(&self.dialect, request)
-    }
-}
-
-/// The statements a request compiles to (shared with `lethe explain`).
-pub fn explain(dialect: &dyn Dialect, request: &Request) -> Option<Vec<Statement>> {
-    match request {
-        Request::Select(q) => lethe_sql::select(dialect, q).ok().map(|s| vec![s]),
-        Request::Tally(q) => lethe_sql::tally(dialect, q).ok().map(|s| vec![s]),
-        Request::Update(u) => lethe_sql::update(dialect, u).ok(),
-        Request::Delete(d) => lethe_sql::delete(dialect, d).ok().map(|s| vec![s]),
-        Request::Insert(i) => Some(lethe_sql::insert(dialect, i)),
-        Request::Check(c) => Some(vec![Statement {
-            sql: c.sql.clone(),
-            params: Vec::new(),
-        }]),
-        _ => None,
+        lethe_sql::explain(&self.dialect, request)
     }
 }

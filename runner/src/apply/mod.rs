@@ -90,7 +90,7 @@ pub fn load(path: &Path, ws: &Workspace) -> Result<Loaded, ApplyError> {
         )));
     }
     let mut job_json = plan.job.clone();
-    expand(&mut job_json).map_err(ApplyError::Plan)?;
+    expand(&mut job_json, ws.env()).map_err(ApplyError::Plan)?;
     let job: Job = serde_json::from_value(job_json)
         .map_err(|e| ApplyError::Plan(format!("the plan's job does not read back: {e}")))?;
     let anchor = [
@@ -127,28 +127,29 @@ pub fn load(path: &Path, ws: &Workspace) -> Result<Loaded, ApplyError> {
 
 /// Expands `${VAR}` in every string of the plan's job (the plan keeps them
 /// as written, so no secret is ever in a plan file).
-fn expand(v: &mut serde_json::Value) -> Result<(), String> {
+fn expand(
+    v: &mut serde_json::Value,
+    env: &dyn crate::spec::yaml::Environment,
+) -> Result<(), String> {
     match v {
-        serde_json::Value::String(s) => {
-            match crate::spec::env::expand(s, &crate::spec::yaml::ProcessEnv) {
-                Ok(crate::spec::env::Expansion::Expanded(x)) => *s = x,
-                Ok(crate::spec::env::Expansion::Unchanged) => {}
-                Err(u) => {
-                    return Err(format!(
-                        "environment variable `{}` is not set (the job uses it)",
-                        u.name
-                    ));
-                }
+        serde_json::Value::String(s) => match crate::spec::env::expand(s, env) {
+            Ok(crate::spec::env::Expansion::Expanded(x)) => *s = x,
+            Ok(crate::spec::env::Expansion::Unchanged) => {}
+            Err(u) => {
+                return Err(format!(
+                    "environment variable `{}` is not set (the job uses it)",
+                    u.name
+                ));
             }
-        }
+        },
         serde_json::Value::Array(items) => {
             for i in items {
-                expand(i)?;
+                expand(i, env)?;
             }
         }
         serde_json::Value::Object(m) => {
             for (_, x) in m.iter_mut() {
-                expand(x)?;
+                expand(x, env)?;
             }
         }
         _ => {}

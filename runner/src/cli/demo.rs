@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::plan::{Failure, make, whoami, write_file};
 use super::{Ctx, fail, print, print_diagnostics};
-use crate::demo::{DemoSpec, prepare};
+use crate::demo::{DemoSpec, Engine, prepare, prepare_on};
 use crate::ledger::{Ledger, LedgerLocation};
 use crate::plan::PlanOptions;
 use crate::report::{Format, PlanView};
@@ -24,6 +24,42 @@ pub struct DemoArgs {
     /// The demo's clock (default: now).
     #[arg(long, value_name = "TIME", value_parser = super::plan::parse_time)]
     pub now: Option<Timestamp>,
+    /// Where the demo system lives: a SQLite file in the demo's folder, or
+    /// a database on a PostgreSQL or MySQL/MariaDB server (give `--url`).
+    #[arg(long, value_enum, default_value_t = DemoConnector::Sqlite)]
+    pub connector: DemoConnector,
+    /// The server database for `--connector postgres|mysql`, e.g.
+    /// postgres://postgres@127.0.0.1:5432/lethe_demo. It is created when
+    /// missing; a database holding tables lethe demo did not create is
+    /// refused. Prefer the environment variable when the URL holds a password.
+    #[arg(
+        long,
+        env = "LETHE_DEMO_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub url: Option<String>,
+}
+
+/// The connectors `lethe demo` can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoConnector {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// The process environment, plus the demo's URL (the job reads it from
+/// `${LETHE_DEMO_URL}`, so a password never lands in the job file).
+struct DemoEnv(Option<String>);
+
+impl crate::spec::yaml::Environment for DemoEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        match (&self.0, name) {
+            (Some(url), crate::demo::URL_VARIABLE) => Some(url.clone()),
+            _ => std::env::var(name).ok(),
+        }
+    }
 }
 
 pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
@@ -36,14 +72,31 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
     };
     let now = args.now.unwrap_or_else(Timestamp::now);
     let spec = DemoSpec::new(args.customers, now);
-    let (files, stats) = match prepare(&dir, &spec).await {
+    let engine = match args.connector {
+        DemoConnector::Sqlite => None,
+        DemoConnector::Postgres => Some(Engine::Postgres),
+        DemoConnector::Mysql => Some(Engine::Mysql),
+    };
+    let prepared = match (engine, &args.url) {
+        (None, _) => prepare(&dir, &spec).await,
+        (Some(engine), Some(url)) => prepare_on(&dir, engine, url, &spec).await,
+        (Some(_), None) => {
+            return fail(
+                "the demo on a server needs the database's URL: --url postgres://user@host:5432/lethe_demo (or LETHE_DEMO_URL)",
+            );
+        }
+    };
+    let (files, stats) = match prepared {
         Ok(x) => x,
         Err(e) => return fail(&e),
+    };
+    let env = || -> Box<dyn crate::spec::yaml::Environment + Send + Sync> {
+        Box::new(DemoEnv(args.url.clone().filter(|_| engine.is_some())))
     };
     let shown = |p: &std::path::Path| crate::spec::source::display_path(p);
     print(&format!(
         "lethe demo: a retail customer register in {}\n  {} customers ({} registered twice), {} purchases, {} visits, {} notes, {} loans, {} invoices\n  the job: {}\n\n",
-        shown(&files.database),
+        files.database,
         stats.customers,
         stats.duplicates,
         stats.purchases,
@@ -58,7 +111,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
-    let ws = Workspace::default();
+    let ws = Workspace::new(env());
     let job = match ws.load_job(&files.job) {
         Ok(j) => j,
         Err(ds) => {
@@ -123,7 +176,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),
     };
-    let ws = Workspace::default();
+    let ws = Workspace::new(env());
     let mut loaded = match crate::apply::load(&plan_file, &ws) {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),

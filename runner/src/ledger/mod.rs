@@ -173,6 +173,30 @@ impl Ledger {
         Ok(HashKey::new(key))
     }
 
+    /// Sets a target's key (moving a ledger, or a test that needs known
+    /// replacements); refused when the target already has a different one,
+    /// since replacements made with it could no longer be matched.
+    pub async fn set_hash_key(&self, target: &str, key: &HashKey) -> Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO hash_keys (target, key, created_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(target)
+        .bind(key.bytes().to_vec())
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT key FROM hash_keys WHERE target = ?1")
+            .bind(target)
+            .fetch_one(&self.pool)
+            .await?;
+        if stored != key.bytes() {
+            return Err(LedgerError::Query(format!(
+                "the target {target} already has another key"
+            )));
+        }
+        Ok(())
+    }
+
     /// Records a new plan: pending, superseding older pending plans of the
     /// same job on the same target.
     pub async fn record_plan(

@@ -148,14 +148,17 @@ impl<'m> Resolver<'m> {
                     .ok_or_else(|| unknown("criterion", name))?;
                 let e = self.entity(entity)?;
                 let mut bound = BTreeMap::new();
+                let mut types = BTreeMap::new();
                 for (k, v) in params {
                     let t = cr.params.get(k).copied().unwrap_or(ParamType::String);
                     bound.insert(k.clone(), self.param(t, v));
+                    types.insert(k.clone(), t.sql());
                 }
                 Cond::Sql {
                     template: cr.sql.clone(),
                     key: e.key.clone(),
                     params: bound,
+                    types,
                 }
             }
         })

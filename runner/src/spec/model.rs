@@ -431,6 +431,19 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// The type as the connector interface names it.
+    pub fn sql(self) -> lethe_connector::ParamType {
+        use lethe_connector::ParamType as P;
+        match self {
+            ParamType::Date => P::Date,
+            ParamType::Datetime => P::Datetime,
+            ParamType::Int => P::Int,
+            ParamType::Decimal => P::Decimal,
+            ParamType::String => P::String,
+            ParamType::Bool => P::Bool,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ParamType::Date => "date",

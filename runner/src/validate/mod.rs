@@ -100,6 +100,11 @@ impl Default for Workspace {
 }
 
 impl Workspace {
+    /// Where `${VAR}` values come from.
+    pub fn env(&self) -> &dyn Environment {
+        self.env.as_ref()
+    }
+
     pub fn new(env: Box<dyn Environment + Send + Sync>) -> Self {
         Self {
             env,

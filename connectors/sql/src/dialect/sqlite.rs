@@ -1,103 +1,9 @@
-//! What differs between SQL engines.
+//! SQLite.
 
 use lethe_connector::{Instant, Name, Normalization, Statement, Value};
 
-use crate::Builder;
-
-/// Which form of an instant a dialect compares stored times with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeBinding {
-    /// The UTC form (the engine converts stored times itself).
-    Utc,
-    /// The wall-clock form in the system's time zone.
-    Local,
-    /// Per value: UTC for stored values with a zone, local for the others
-    /// (engines that store times as text, such as SQLite).
-    Split,
-}
-
-/// An SQL engine's way of writing things.
-pub trait Dialect: Send + Sync {
-    fn name(&self) -> &'static str;
-
-    /// A quoted identifier; any text is safe (quotes are doubled).
-    fn quote(&self, ident: &str) -> String;
-
-    /// The placeholder of the `n`th bound value (1-based). Values are bound
-    /// in the order the compiler writes them, so positional `?` is fine.
-    fn placeholder(&self, n: usize) -> String;
-
-    /// The most parameters one statement may bind.
-    fn max_params(&self) -> usize;
-
-    /// A literal, case-sensitive substring test. `haystack` must come
-    /// before `needle` in the output (placeholders may be positional).
-    fn contains(&self, haystack: &str, needle: &str) -> String;
-
-    /// A stored date or time, as something that compares as a time.
-    fn time_of(&self, sql: &str) -> String;
-
-    /// A bound instant (its placeholder), as something that compares as a time.
-    fn time_param(&self, placeholder: &str) -> String;
-
-    /// Which form of an instant to bind.
-    fn time_binding(&self, at: &Instant) -> TimeBinding;
-
-    /// A stored date or time inside an aggregate (`MAX(…)`), as something
-    /// that compares as an instant whatever each value's form.
-    fn aggregate_time_of(&self, sql: &str) -> String {
-        self.time_of(sql)
-    }
-
-    /// A bound instant compared with an aggregate of times.
-    fn aggregate_time_param(&self, placeholder: &str) -> String {
-        self.time_param(placeholder)
-    }
-
-    /// Which form of an instant an aggregate of times compares with
-    /// (never `Split`: one aggregate mixes values of every form).
-    fn aggregate_time_binding(&self) -> TimeBinding {
-        TimeBinding::Utc
-    }
-
-    /// A cheap test for values stored in the canonical local form
-    /// (`YYYY-MM-DD HH:MM:SS`, or a bare day), which compare as text with
-    /// the local form of an instant: `Some((test, value as comparable text))`.
-    /// Engines whose time types compare natively return `None`.
-    fn canonical_text(&self, sql: &str) -> Option<(String, String)> {
-        let _ = sql;
-        None
-    }
-
-    /// For [`TimeBinding::Split`]: true when a stored value carries a zone.
-    fn has_zone(&self, sql: &str) -> String {
-        let _ = sql;
-        "FALSE".to_owned()
-    }
-
-    /// A value in its normal form for duplicate checks; must give what
-    /// [`Normalization::apply`] gives (NULL for nothing left).
-    fn normalized(&self, sql: &str, form: Normalization) -> String;
-
-    /// An `ORDER BY` item: ascending, NULLs last.
-    fn order_nulls_last(&self, sql: &str) -> String {
-        format!("({sql} IS NULL), {sql}")
-    }
-
-    /// `DELETE FROM table AS alias` (up to, not including, `WHERE`).
-    fn delete_prefix(&self, table: &str, alias: &str) -> String {
-        format!("DELETE FROM {table} AS {alias}")
-    }
-
-    /// One statement setting per-row values: `rows[i][0]` is the key.
-    fn update_rows(
-        &self,
-        table: &Name,
-        key: &Name,
-        columns: &[Name],
-        rows: &[Vec<Value>],
-    ) -> Statement;
-}
+use super::{Dialect, TimeBinding};
+use crate::{Builder, Col};
 
 /// The SQL function a SQLite connection registers when the system has a
 /// time zone: `lethe_instant(value)` is the value as an instant (seconds
@@ -148,15 +54,15 @@ impl Dialect for Sqlite {
         format!("(instr({haystack}, {needle}) > 0)")
     }
 
-    fn time_of(&self, sql: &str) -> String {
+    fn time_of(&self, _col: Option<Col<'_>>, sql: &str) -> String {
         format!("julianday({sql})")
     }
 
-    fn time_param(&self, placeholder: &str) -> String {
+    fn time_param(&self, _col: Option<Col<'_>>, placeholder: &str) -> String {
         format!("julianday({placeholder})")
     }
 
-    fn time_binding(&self, at: &Instant) -> TimeBinding {
+    fn time_binding(&self, at: &Instant, _col: Option<Col<'_>>) -> TimeBinding {
         // SQLite reads text without a zone as UTC; when the system's zone is
         // UTC both forms name the same instant and one comparison does.
         if utc_naive(&at.utc) == at.local {
@@ -173,6 +79,10 @@ impl Dialect for Sqlite {
         }
     }
 
+    fn order_item(&self, _col: Option<Col<'_>>, sql: &str) -> String {
+        format!("({sql} IS NULL), {sql}")
+    }
+
     fn canonical_text(&self, sql: &str) -> Option<(String, String)> {
         // One branch per stored form keeps the common case a plain text
         // comparison (as fast as hand-written SQL); other forms fall through
@@ -185,16 +95,16 @@ impl Dialect for Sqlite {
         ))
     }
 
-    fn aggregate_time_of(&self, sql: &str) -> String {
+    fn aggregate_time_of(&self, _col: Option<Col<'_>>, sql: &str) -> String {
         if self.zoned {
             format!("{INSTANT_FUNCTION}({sql})")
         } else {
-            self.time_of(sql)
+            format!("julianday({sql})")
         }
     }
 
-    fn aggregate_time_param(&self, placeholder: &str) -> String {
-        self.aggregate_time_of(placeholder)
+    fn aggregate_time_param(&self, _col: Option<Col<'_>>, placeholder: &str) -> String {
+        self.aggregate_time_of(None, placeholder)
     }
 
     fn has_zone(&self, sql: &str) -> String {

@@ -1,0 +1,494 @@
+//! The connector conformance harness: one body of tests, run against every
+//! connector.
+//!
+//! A test body is an `async fn(TestDb)`; [`conformance!`] turns a list of
+//! bodies into one test per body and backend (`sqlite::name`,
+//! `postgres::name`, `mysql::name`). Each test gets its own database: a file
+//! for SQLite, a uniquely named database on the server for the others,
+//! dropped when the test ends. Results that must not depend on the engine
+//! are compared with insta snapshots that every backend shares, so an
+//! engine that differs fails on the same snapshot the others pass.
+//!
+//! Servers: `LETHE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `LETHE_TEST_MYSQL_URL`
+//! (default `mysql://root@127.0.0.1:3306/mysql`); the database in the URL is
+//! only used to connect. An unreachable server skips its tests with a
+//! printed reason, unless `LETHE_REQUIRE_SERVERS=1`, which makes it a
+//! failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
+pub mod fixture;
+pub mod oracle;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lethe::demo::{DemoSpec, Engine};
+use lethe_connector::{Connector, OpenOptions, Select, Value};
+use sha2::Digest as _;
+use sqlx::{AssertSqlSafe, Connection, Executor};
+use tokio::sync::OnceCell;
+
+/// The clock every conformance test plans with.
+pub const NOW: &str = "2026-06-01T12:00:00Z";
+/// The HMAC key every conformance test uses.
+pub const KEY: &str = "lethe conformance key";
+
+/// A connector under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Backend {
+    /// The connector's name in a job's `target.connector`.
+    pub fn connector(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+        }
+    }
+
+    pub fn engine(self) -> Engine {
+        match self {
+            Backend::Sqlite => Engine::Sqlite,
+            Backend::Postgres => Engine::Postgres,
+            Backend::Mysql => Engine::Mysql,
+        }
+    }
+
+    fn server(self) -> Option<(&'static str, &'static str, &'static str)> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some((
+                "PostgreSQL",
+                "LETHE_TEST_POSTGRES_URL",
+                "postgres://postgres@127.0.0.1:5432/postgres",
+            )),
+            Backend::Mysql => Some((
+                "MySQL/MariaDB",
+                "LETHE_TEST_MYSQL_URL",
+                "mysql://root@127.0.0.1:3306/mysql",
+            )),
+        }
+    }
+}
+
+/// Whether `LETHE_REQUIRE_SERVERS=1`: a missing server fails instead of
+/// skipping.
+pub fn servers_required() -> bool {
+    std::env::var("LETHE_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
+
+static POSTGRES: OnceCell<Result<String, String>> = OnceCell::const_new();
+static MYSQL: OnceCell<Result<String, String>> = OnceCell::const_new();
+
+/// The server's URL when it answers, or why not (probed once per process).
+async fn reachable(backend: Backend) -> Result<String, String> {
+    let Some((engine, var, default)) = backend.server() else {
+        return Ok(String::new());
+    };
+    let cell = match backend {
+        Backend::Postgres => &POSTGRES,
+        _ => &MYSQL,
+    };
+    cell.get_or_init(|| async move {
+        let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        let shown = lethe::target::strip_credentials(&url);
+        let probe = async {
+            match backend {
+                Backend::Postgres => {
+                    let o = sqlx::postgres::PgConnectOptions::from_str(&url)
+                        .map_err(|e| e.to_string())?;
+                    sqlx::PgConnection::connect_with(&o)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .close()
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                _ => {
+                    let o = sqlx::mysql::MySqlConnectOptions::from_str(&url)
+                        .map_err(|e| e.to_string())?;
+                    sqlx::MySqlConnection::connect_with(&o)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .close()
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            }
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
+            Ok(Ok(())) => Ok(url),
+            Ok(Err(e)) => Err(format!("{engine} at {shown} ({var}) is unreachable: {e}")),
+            Err(_) => Err(format!(
+                "{engine} at {shown} ({var}) did not answer in 10 s"
+            )),
+        }
+    })
+    .await
+    .clone()
+}
+
+/// `scheme://user@host:port/old?query` → `scheme://user@host:port/name?query`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// One test's database, dropped when the test ends.
+pub struct TestDb {
+    pub backend: Backend,
+    /// The URL a job's `target.url` names.
+    pub url: String,
+    /// A folder for the test's job files, ledger and backups.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// A new, empty database; `None` when the backend's server is
+    /// unreachable (the reason is printed once), a panic instead when
+    /// servers are required.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = dir.path().join("target.db");
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true);
+                sqlx::SqliteConnection::connect_with(&opts)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+                    .unwrap();
+                format!("sqlite://{}", path.display())
+            }
+            _ => match reachable(backend).await {
+                Ok(server) => {
+                    let name = format!(
+                        "lethe_t{}_{}_{}",
+                        std::process::id(),
+                        SEQUENCE.fetch_add(1, Ordering::Relaxed),
+                        jiff::Timestamp::now().as_millisecond() % 100_000
+                    );
+                    let url = with_database(&server, &name);
+                    lethe::demo::server::create_database(backend.engine(), &url)
+                        .await
+                        .unwrap();
+                    url
+                }
+                Err(why) if servers_required() => {
+                    panic!("{why}, and LETHE_REQUIRE_SERVERS=1 makes that a failure")
+                }
+                Err(why) => {
+                    skip_notice(&why);
+                    return None;
+                }
+            },
+        };
+        Some(TestDb { backend, url, dir })
+    }
+
+    /// A new database holding the demo retail system (`customers`
+    /// customers; times stored without a zone, so every engine holds the
+    /// same data).
+    pub async fn demo(backend: Backend, customers: u64) -> Option<TestDb> {
+        let db = TestDb::new(backend).await?;
+        let mut spec = DemoSpec::new(customers, NOW.parse().unwrap());
+        spec.seed = 7;
+        spec.mixed_time_formats = false;
+        match backend {
+            Backend::Sqlite => {
+                let path = db.url.trim_start_matches("sqlite://");
+                std::fs::remove_file(path).unwrap();
+                lethe::demo::generate(Path::new(path), &spec).await.unwrap();
+            }
+            _ => {
+                lethe::demo::server::prepare(backend.engine(), &db.url, &spec)
+                    .await
+                    .unwrap();
+            }
+        }
+        Some(db)
+    }
+
+    /// Runs SQL statements (separated by `;` at the end of a line) as written.
+    pub async fn exec(&self, sql: &str) {
+        let statements: Vec<String> = sql
+            .split(";\n")
+            .map(|s| {
+                s.lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .filter(|s| !s.trim().trim_end_matches(';').trim().is_empty())
+            .map(|s| s.trim().trim_end_matches(';').to_owned())
+            .collect();
+        match self.backend {
+            Backend::Sqlite => {
+                let o = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).unwrap();
+                let mut c = sqlx::SqliteConnection::connect_with(&o).await.unwrap();
+                for s in statements {
+                    c.execute(AssertSqlSafe(s.clone()))
+                        .await
+                        .unwrap_or_else(|e| panic!("{s}: {e}"));
+                }
+            }
+            Backend::Postgres => {
+                let o = sqlx::postgres::PgConnectOptions::from_str(&self.url).unwrap();
+                let mut c = sqlx::PgConnection::connect_with(&o).await.unwrap();
+                for s in statements {
+                    c.execute(AssertSqlSafe(s.clone()))
+                        .await
+                        .unwrap_or_else(|e| panic!("{s}: {e}"));
+                }
+            }
+            Backend::Mysql => {
+                let o = sqlx::mysql::MySqlConnectOptions::from_str(&self.url)
+                    .unwrap()
+                    .pipes_as_concat(false);
+                let mut c = sqlx::MySqlConnection::connect_with(&o).await.unwrap();
+                c.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+                    .await
+                    .unwrap();
+                for s in statements {
+                    c.execute(AssertSqlSafe(s.clone()))
+                        .await
+                        .unwrap_or_else(|e| panic!("{s}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// The backend's lethe connector on this database.
+    pub async fn connector(&self, timezone: Option<&str>, read_only: bool) -> Box<dyn Connector> {
+        let options = OpenOptions {
+            url: self.url.clone(),
+            timezone: timezone.map(str::to_owned),
+            read_only,
+        };
+        let c: Box<dyn Connector> = match self.backend {
+            Backend::Sqlite => {
+                Box::new(lethe_sqlite::SqliteConnector::open(&options).await.unwrap())
+            }
+            Backend::Postgres => Box::new(
+                lethe_postgres::PostgresConnector::open(&options)
+                    .await
+                    .unwrap(),
+            ),
+            Backend::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await.unwrap()),
+        };
+        c
+    }
+
+    /// Every row of every table (in key order), values in an engine-neutral
+    /// text form (see [`neutral`]), times with a zone as wall-clock time in
+    /// `tz` (the system's zone).
+    pub async fn dump(&self, tz: &str) -> Dump {
+        let zone = jiff::tz::TimeZone::get(tz).unwrap();
+        let mut conn = self.connector(Some(tz), true).await;
+        let schema = conn.introspect().await.unwrap();
+        let mut out = Dump::new();
+        for t in &schema.tables {
+            if t.name == "lethe_demo" {
+                continue;
+            }
+            let q = Select {
+                table: t.name.clone(),
+                columns: t.columns.iter().map(|c| c.name.clone()).collect(),
+                flags: vec![],
+                filter: lethe_connector::Cond::True,
+                order_by: t.primary_key.clone(),
+                limit: None,
+            };
+            let mut rows = Vec::new();
+            let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
+                rows.push(row.iter().map(|v| neutral(v, &zone)).collect::<Vec<_>>());
+                Ok(())
+            };
+            conn.select(&q, &mut sink).await.unwrap();
+            out.insert(t.name.clone(), rows);
+        }
+        out
+    }
+
+    /// Where job files go.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.backend == Backend::Sqlite {
+            return;
+        }
+        // Drop runs inside the test's runtime, which cannot block on its
+        // own futures: a thread with a runtime of its own drops the database.
+        let (engine, url) = (self.backend.engine(), self.url.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(lethe::demo::server::drop_database(engine, &url))
+        })
+        .join();
+        if let Ok(Err(e)) = done {
+            eprintln!("could not drop the test database: {e}");
+        }
+    }
+}
+
+/// Prints why server tests are skipped, once per process, past the test
+/// harness's output capture (a skipped test passes, and its captured output
+/// would never be shown).
+fn skip_notice(why: &str) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if said.iter().any(|s| s == why) {
+        return;
+    }
+    said.push(why.to_owned());
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "skipping: {why} (set LETHE_REQUIRE_SERVERS=1 to fail instead)"
+    );
+}
+
+/// Rows by table, each row its values in [`neutral`] form.
+pub type Dump = BTreeMap<String, Vec<Vec<String>>>;
+
+/// A value as text that is the same whichever engine stored it: decimals
+/// without trailing zeros (`12.50`, `12.5` and SQLite's REAL 12.5 are one
+/// value), an instant (`2026-06-01T12:00:00Z` in SQLite's text, `… +00` from
+/// a `timestamptz`) as wall-clock time in `tz`, booleans as 0/1, NULL as `∅`.
+pub fn neutral(v: &Value, tz: &jiff::tz::TimeZone) -> String {
+    match v {
+        Value::Null => "∅".into(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => decimal(&format!("{f}")),
+        Value::Text(s) => match s.parse::<jiff::Timestamp>() {
+            Ok(t) if s.len() > 10 => t
+                .to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            _ => decimal(s),
+        },
+        Value::Bytes(b) => format!("x{}", hex::encode(b)),
+    }
+}
+
+fn decimal(s: &str) -> String {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let numeric = !body.is_empty()
+        && body.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && body.chars().filter(|&c| c == '.').count() == 1
+        && !body.starts_with('.')
+        && !body.ends_with('.');
+    if numeric {
+        let t = s.trim_end_matches('0').trim_end_matches('.');
+        t.to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A short digest of each table's rows, for snapshots (a difference shows
+/// which table differs; [`diff`] shows how).
+pub fn digest(d: &Dump) -> String {
+    let mut out = String::new();
+    for (table, rows) in d {
+        let mut h = sha2::Sha256::new();
+        for r in rows {
+            for v in r {
+                h.update(v.as_bytes());
+                h.update([0x1f]);
+            }
+            h.update([0x1e]);
+        }
+        out.push_str(&format!(
+            "{table}: {} rows, {}\n",
+            rows.len(),
+            &hex::encode(h.finalize())[..16]
+        ));
+    }
+    out
+}
+
+/// The rows that differ between two dumps, table by table (for assertion
+/// messages).
+pub fn diff(a: &Dump, b: &Dump) -> String {
+    let mut out = String::new();
+    for (table, rows) in a {
+        let other = b.get(table).cloned().unwrap_or_default();
+        let only_a: Vec<_> = rows.iter().filter(|r| !other.contains(r)).take(5).collect();
+        let only_b: Vec<_> = other.iter().filter(|r| !rows.contains(r)).take(5).collect();
+        if !only_a.is_empty() || !only_b.is_empty() {
+            out.push_str(&format!(
+                "{table}:\n  before: {only_a:?}\n  after:  {only_b:?}\n"
+            ));
+        }
+    }
+    out
+}
+
+/// Insta settings for snapshots every backend shares.
+pub fn shared_snapshots() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.add_filter(r"\b[0-9a-f]{64}\b", "[PLAN_ID]");
+    s.add_filter(r#""file": "[^"]*/([^/"]+)""#, r#""file": "$1""#);
+    s
+}
+
+/// One test per body and backend: `conformance!(a, b)` makes
+/// `sqlite::a`, `postgres::a`, `mysql::a`, `sqlite::b`, …, each calling
+/// `a(db)` with a fresh [`TestDb`] (or skipping, see [`TestDb::new`]).
+/// Bodies take a `TestDb` and whatever setup they need (demo data,
+/// fixtures) they do themselves.
+#[macro_export]
+macro_rules! conformance {
+    ($($body:ident),* $(,)?) => {
+        $crate::conformance!(@backend sqlite, Sqlite; $($body),*);
+        $crate::conformance!(@backend postgres, Postgres; $($body),*);
+        $crate::conformance!(@backend mysql, Mysql; $($body),*);
+    };
+    (@backend $module:ident, $backend:ident; $($body:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    super::$body($crate::Backend::$backend).await;
+                }
+            )*
+        }
+    };
+}
