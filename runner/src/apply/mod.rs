@@ -47,7 +47,7 @@ pub enum ApplyError {
     Refused(String),
     #[error("{0}")]
     Plan(String),
-    #[error("another run holds the lock on this target: run {} by {} on {} (pid {}), since {}, last seen {}", .0.run_id, .0.owner, .0.host, .0.pid, .0.acquired_at, .0.heartbeat_at)]
+    #[error("another run is in progress on this target and holds its lock: run {} by {} on {} (pid {}), since {}, last seen {}; wait for it to finish (if that process is gone, `lethe unlock` releases the lock)", .0.run_id, .0.owner, .0.host, .0.pid, .0.acquired_at, .0.heartbeat_at)]
     Locked(LockInfo),
     #[error("{what}: {source}")]
     Target {
@@ -385,6 +385,14 @@ pub async fn apply(
         }
         None => {
             if let Some(open) = ledger.unfinished_run(&plan.plan_id).await? {
+                // A run that still holds the target's lock is in progress,
+                // here or on another machine: say so, not "resume it".
+                if let Some(holder) = ledger.lock_info(&target_key).await?
+                    && holder.run_id == open.id
+                    && (holder.host != crate::ledger::hostname() || pid_alive(holder.pid))
+                {
+                    return Err(ApplyError::Locked(holder));
+                }
                 return Err(ApplyError::Refused(format!(
                     "run {} of this plan did not finish ({}); continue it with --resume {}",
                     open.id,

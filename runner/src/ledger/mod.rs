@@ -2,19 +2,26 @@
 //! checkpoints, run locks, per-target keys, and an audit trail whose events
 //! are hash-chained so that editing the file by hand is detected.
 //!
-//! An SQLite file by default (`.lethe/state.db`, or `LETHE_STATE_URL`).
+//! An SQLite file by default (`.lethe/state.db`), or a PostgreSQL database
+//! (`LETHE_STATE_URL=postgres://…`) when several runners, on several
+//! machines, share one ledger. Both through sqlx's `Any` driver, with the
+//! same queries; the schemas are migrations per engine
+//! (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! Writers are serialised so that the audit chain has one order: SQLite
+//! takes its write lock up front (`BEGIN IMMEDIATE`), PostgreSQL a
+//! transaction-level advisory lock. The run lock is a row keyed by the
+//! target, which a unique key lets only one runner insert.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Executor, Row};
 
 use crate::plan::{Plan, PreviousRun};
 use crate::strategy::HashKey;
@@ -36,7 +43,15 @@ pub enum LedgerError {
 
 impl From<sqlx::Error> for LedgerError {
     fn from(e: sqlx::Error) -> Self {
-        LedgerError::Query(e.to_string())
+        LedgerError::Query(scrub(&e))
+    }
+}
+
+/// An error's message without anything a server quoted from a value.
+fn scrub(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => lethe_connector::scrub_values(d.message()),
+        other => lethe_connector::scrub_values(&other.to_string()),
     }
 }
 
@@ -45,32 +60,78 @@ pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 /// Where the ledger is.
 #[derive(Debug, Clone)]
 pub enum LedgerLocation {
+    /// An SQLite file (created when missing).
     File(PathBuf),
+    /// A PostgreSQL database (`postgres://user@host/db`); it may hold
+    /// credentials, so it is shown without them.
+    Postgres(String),
 }
 
 impl LedgerLocation {
-    /// `LETHE_STATE_URL` when set (`sqlite://path`), else `.lethe/state.db`.
+    /// `LETHE_STATE_URL` when set (`sqlite://path` or `postgres://…`), else
+    /// `.lethe/state.db`.
     pub fn from_env() -> Self {
         match std::env::var("LETHE_STATE_URL") {
-            Ok(url) if url.starts_with("sqlite:") => {
-                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-                LedgerLocation::File(PathBuf::from(path))
-            }
-            _ => LedgerLocation::File(PathBuf::from(".lethe").join("state.db")),
+            Ok(url) => Self::parse(&url),
+            Err(_) => LedgerLocation::File(PathBuf::from(".lethe").join("state.db")),
+        }
+    }
+
+    /// A location from a URL (`sqlite://path`, `postgres://…`); anything
+    /// else is a path to an SQLite file.
+    pub fn parse(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            LedgerLocation::Postgres(url.to_owned())
+        } else {
+            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            LedgerLocation::File(PathBuf::from(path))
         }
     }
 
     pub fn display(&self) -> String {
         match self {
             LedgerLocation::File(p) => crate::spec::source::display_path(p),
+            LedgerLocation::Postgres(url) => crate::target::strip_credentials(url),
         }
     }
 }
 
+/// The engine a ledger lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// A ledger query: written once with `?1`-style placeholders (SQLite's),
+/// given to PostgreSQL as `$1`.
+fn sql(store: Store, text: &'static str) -> AssertSqlSafe<String> {
+    match store {
+        Store::Sqlite => AssertSqlSafe(text.to_owned()),
+        Store::Postgres => {
+            let mut out = String::with_capacity(text.len());
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+                    out.push('$');
+                } else {
+                    out.push(c);
+                }
+            }
+            AssertSqlSafe(out)
+        }
+    }
+}
+
+/// The advisory lock key that serialises ledger writers on PostgreSQL
+/// ("lethe" in ASCII).
+const WRITER_LOCK: i64 = 0x6c_65_74_68_65;
+
 /// An open ledger.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: AnyPool,
+    store: Store,
     location: String,
 }
 
@@ -84,45 +145,65 @@ pub fn now() -> String {
 
 impl Ledger {
     pub async fn open(location: &LedgerLocation) -> Result<Self> {
-        let LedgerLocation::File(path) = location;
+        sqlx::any::install_default_drivers();
         let shown = location.display();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
-            restrict_dir(dir);
-        }
-        let opts = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| LedgerError::Open {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // A checkpoint must survive a power cut, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|e| LedgerError::Open {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
-        restrict_file(path);
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| LedgerError::Migrate {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
+        let open_err = |reason: String| LedgerError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        let (pool, store) = match location {
+            LedgerLocation::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+                    restrict_dir(dir);
+                }
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let opts: AnyConnectOptions = url
+                    .parse()
+                    .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL, and a checkpoint that survives a power
+                            // cut, not only a crash.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts.disable_statement_logging())
+                    .await
+                    .map_err(|e| open_err(e.to_string()))?;
+                restrict_file(path);
+                (pool, Store::Sqlite)
+            }
+            LedgerLocation::Postgres(url) => {
+                let opts: AnyConnectOptions = url.parse().map_err(|_: sqlx::Error| {
+                    open_err("not a PostgreSQL URL (postgres://user@host:5432/database)".into())
+                })?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts.disable_statement_logging())
+                    .await
+                    .map_err(|e| open_err(scrub(&e)))?;
+                (pool, Store::Postgres)
+            }
+        };
+        let migrated = match store {
+            Store::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
+            Store::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|e| LedgerError::Migrate {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             pool,
+            store,
             location: shown,
         })
     }
@@ -140,10 +221,13 @@ impl Ledger {
         {
             return Ok(HashKey::from_secret(&secret));
         }
-        if let Some(row) = sqlx::query("SELECT key FROM hash_keys WHERE target = ?1")
-            .bind(target)
-            .fetch_optional(&self.pool)
-            .await?
+        if let Some(row) = sqlx::query(sql(
+            self.store,
+            "SELECT key FROM hash_keys WHERE target = ?1",
+        ))
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?
         {
             let bytes: Vec<u8> = row.try_get(0)?;
             let key: [u8; 32] = bytes
@@ -154,7 +238,7 @@ impl Ledger {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| LedgerError::Random(e.to_string()))?;
         sqlx::query(
-            "INSERT OR IGNORE INTO hash_keys (target, key, created_at) VALUES (?1, ?2, ?3)",
+            sql(self.store, "INSERT INTO hash_keys (target, key, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"),
         )
         .bind(target)
         .bind(key.to_vec())
@@ -162,10 +246,13 @@ impl Ledger {
         .execute(&self.pool)
         .await?;
         // Another process may have won the race: read back what is stored.
-        let row = sqlx::query("SELECT key FROM hash_keys WHERE target = ?1")
-            .bind(target)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(sql(
+            self.store,
+            "SELECT key FROM hash_keys WHERE target = ?1",
+        ))
+        .bind(target)
+        .fetch_one(&self.pool)
+        .await?;
         let bytes: Vec<u8> = row.try_get(0)?;
         let key: [u8; 32] = bytes
             .try_into()
@@ -178,17 +265,20 @@ impl Ledger {
     /// since replacements made with it could no longer be matched.
     pub async fn set_hash_key(&self, target: &str, key: &HashKey) -> Result<()> {
         sqlx::query(
-            "INSERT OR IGNORE INTO hash_keys (target, key, created_at) VALUES (?1, ?2, ?3)",
+            sql(self.store, "INSERT INTO hash_keys (target, key, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"),
         )
         .bind(target)
         .bind(key.bytes().to_vec())
         .bind(now())
         .execute(&self.pool)
         .await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT key FROM hash_keys WHERE target = ?1")
-            .bind(target)
-            .fetch_one(&self.pool)
-            .await?;
+        let stored: Vec<u8> = sqlx::query_scalar(sql(
+            self.store,
+            "SELECT key FROM hash_keys WHERE target = ?1",
+        ))
+        .bind(target)
+        .fetch_one(&self.pool)
+        .await?;
         if stored != key.bytes() {
             return Err(LedgerError::Query(format!(
                 "the target {target} already has another key"
@@ -208,7 +298,7 @@ impl Ledger {
         let target = plan.target.key();
         let job = job_name(plan);
         let mut tx = self.write_tx().await?;
-        let existing = sqlx::query("SELECT state FROM plans WHERE id = ?1")
+        let existing = sqlx::query(sql(self.store, "SELECT state FROM plans WHERE id = ?1"))
             .bind(&plan.plan_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -217,20 +307,20 @@ impl Ledger {
             return Ok(Vec::new());
         }
         let superseded: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM plans WHERE job = ?1 AND target = ?2 AND state IN ('pending', 'approved') ORDER BY created_at",
+            sql(self.store, "SELECT id FROM plans WHERE job = ?1 AND target = ?2 AND state IN ('pending', 'approved') ORDER BY created_at"),
         )
         .bind(&job)
         .bind(&target)
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query("UPDATE plans SET state = 'superseded' WHERE job = ?1 AND target = ?2 AND state IN ('pending', 'approved')")
+        sqlx::query(sql(self.store, "UPDATE plans SET state = 'superseded' WHERE job = ?1 AND target = ?2 AND state IN ('pending', 'approved')"))
             .bind(&job)
             .bind(&target)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO plans (id, job, target, action, author, created_at, expires_at, state, selected, blocked, file)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)",
+            sql(self.store, "INSERT INTO plans (id, job, target, action, author, created_at, expires_at, state, selected, blocked, file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)"),
         )
         .bind(&plan.plan_id)
         .bind(&job)
@@ -240,12 +330,13 @@ impl Ledger {
         .bind(now())
         .bind(expires_at.to_string())
         .bind(plan.summary.selected as i64)
-        .bind(!plan.blocked_by.is_empty())
+        .bind(i64::from(!plan.blocked_by.is_empty()))
         .bind(file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()).display().to_string()))
         .execute(&mut *tx)
         .await?;
         for old in &superseded {
             append_event(
+                self.store,
                 &mut tx,
                 "plan-superseded",
                 &plan.author,
@@ -256,6 +347,7 @@ impl Ledger {
             .await?;
         }
         append_event(
+            self.store,
             &mut tx,
             "plan-created",
             &plan.author,
@@ -277,9 +369,9 @@ impl Ledger {
     /// The last run on this target that erased data (anonymize or delete).
     pub async fn previous_wipe(&self, target: &str) -> Result<Option<PreviousRun>> {
         let row = sqlx::query(
-            "SELECT id, job, finished_at, records_done FROM runs
+            sql(self.store, "SELECT id, job, finished_at, records_done FROM runs
              WHERE target = ?1 AND state IN ('done', 'verify-failed') AND action IN ('anonymize', 'delete')
-             ORDER BY finished_at DESC LIMIT 1",
+             ORDER BY finished_at DESC LIMIT 1"),
         )
         .bind(target)
         .fetch_optional(&self.pool)
@@ -297,8 +389,18 @@ impl Ledger {
 
     /// A write transaction that takes the write lock up front, so that two
     /// processes appending to the audit chain never read the same last link.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.store {
+            Store::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sql(self.store, "SELECT pg_advisory_xact_lock(?1)"))
+                    .bind(WRITER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Appends an audit event to the hash chain.
@@ -311,14 +413,14 @@ impl Ledger {
         detail: serde_json::Value,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        append_event(&mut tx, kind, actor, plan_id, run_id, detail).await?;
+        append_event(self.store, &mut tx, kind, actor, plan_id, run_id, detail).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Checks the audit chain: every event's hash, and every link.
     pub async fn verify_chain(&self) -> Result<ChainCheck> {
-        let rows = sqlx::query("SELECT seq, at, kind, actor, plan_id, run_id, detail, prev_hash, hash FROM events ORDER BY seq")
+        let rows = sqlx::query(sql(self.store, "SELECT seq, at, kind, actor, plan_id, run_id, detail, prev_hash, hash FROM events ORDER BY seq"))
             .fetch_all(&self.pool)
             .await?;
         let mut prev = "0".repeat(64);
@@ -360,23 +462,26 @@ impl Ledger {
 
 /// Appends an audit event inside a transaction (with the change it records).
 pub(crate) async fn append_event(
-    tx: &mut sqlx::SqliteConnection,
+    store: Store,
+    tx: &mut sqlx::AnyConnection,
     kind: &str,
     actor: &str,
     plan_id: Option<&str>,
     run_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<()> {
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+    let prev: Option<String> = sqlx::query_scalar(sql(
+        store,
+        "SELECT hash FROM events ORDER BY seq DESC LIMIT 1",
+    ))
+    .fetch_optional(&mut *tx)
+    .await?;
     let prev = prev.unwrap_or_else(|| "0".repeat(64));
     let at = now();
     let detail = detail.to_string();
     let hash = chain_hash(&prev, &at, kind, actor, plan_id, run_id, &detail);
     sqlx::query(
-        "INSERT INTO events (at, kind, actor, plan_id, run_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        sql(store, "INSERT INTO events (at, kind, actor, plan_id, run_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
     )
     .bind(&at)
     .bind(kind)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
 
-use super::{Ledger, LedgerError, Result, append_event, now};
+use super::{Ledger, LedgerError, Result, append_event, now, sql};
 
 /// A run's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +104,7 @@ impl LockInfo {
     }
 }
 
-fn run_from(r: &sqlx::sqlite::SqliteRow) -> Result<RunRecord> {
+fn run_from(r: &sqlx::any::AnyRow) -> Result<RunRecord> {
     let n = |i: usize| -> Result<u64> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
     Ok(RunRecord {
         id: r.try_get(0)?,
@@ -147,7 +147,7 @@ pub struct PlanRecord {
 impl Ledger {
     /// A plan's record.
     pub async fn plan_record(&self, id: &str) -> Result<Option<PlanRecord>> {
-        let row = sqlx::query("SELECT id, job, target, author, created_at, expires_at, state FROM plans WHERE id = ?1")
+        let row = sqlx::query(sql(self.store, "SELECT id, job, target, author, created_at, expires_at, state FROM plans WHERE id = ?1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -170,8 +170,8 @@ impl Ledger {
     pub async fn record_decision(&self, d: &crate::gate::Decision) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO decisions (plan_id, kind, actor, role, reason, detail, acks, signature, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            sql(self.store, "INSERT INTO decisions (plan_id, kind, actor, role, reason, detail, acks, signature, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
         )
         .bind(&d.plan_id)
         .bind(d.kind.as_str())
@@ -186,15 +186,16 @@ impl Ledger {
         .await?;
         match d.kind {
             crate::gate::Kind::Reject => {
-                sqlx::query("UPDATE plans SET state = 'rejected' WHERE id = ?1 AND state IN ('pending', 'approved')")
+                sqlx::query(sql(self.store, "UPDATE plans SET state = 'rejected' WHERE id = ?1 AND state IN ('pending', 'approved')"))
                     .bind(&d.plan_id)
                     .execute(&mut *tx)
                     .await?;
             }
             crate::gate::Kind::Approve => {
-                sqlx::query(
+                sqlx::query(sql(
+                    self.store,
                     "UPDATE plans SET state = 'approved' WHERE id = ?1 AND state = 'pending'",
-                )
+                ))
                 .bind(&d.plan_id)
                 .execute(&mut *tx)
                 .await?;
@@ -202,6 +203,7 @@ impl Ledger {
             _ => {}
         }
         append_event(
+            self.store,
             &mut tx,
             "decision-recorded",
             &d.actor,
@@ -224,7 +226,7 @@ impl Ledger {
     /// The decisions about a plan, oldest first.
     pub async fn decisions(&self, plan_id: &str) -> Result<Vec<crate::gate::Decision>> {
         let rows = sqlx::query(
-            "SELECT plan_id, kind, actor, role, reason, detail, acks, signature, at FROM decisions WHERE plan_id = ?1 ORDER BY id",
+            sql(self.store, "SELECT plan_id, kind, actor, role, reason, detail, acks, signature, at FROM decisions WHERE plan_id = ?1 ORDER BY id"),
         )
         .bind(plan_id)
         .fetch_all(&self.pool)
@@ -255,15 +257,16 @@ impl Ledger {
 
     /// The plan file recorded when the plan was made (`lethe plan -o`).
     pub async fn plan_file(&self, id: &str) -> Result<Option<String>> {
-        let f: Option<Option<String>> = sqlx::query_scalar("SELECT file FROM plans WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let f: Option<Option<String>> =
+            sqlx::query_scalar(sql(self.store, "SELECT file FROM plans WHERE id = ?1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(f.flatten())
     }
 
     pub async fn set_plan_state(&self, id: &str, state: &str) -> Result<()> {
-        sqlx::query("UPDATE plans SET state = ?2 WHERE id = ?1")
+        sqlx::query(sql(self.store, "UPDATE plans SET state = ?2 WHERE id = ?1"))
             .bind(id)
             .bind(state)
             .execute(&self.pool)
@@ -282,10 +285,11 @@ impl Ledger {
         let pid = i64::from(std::process::id());
         let at = now();
         let mut tx = self.write_tx().await?;
-        let taken = sqlx::query(
+        let taken = sqlx::query(sql(
+            self.store,
             "INSERT INTO locks (target, run_id, owner, host, pid, acquired_at, heartbeat_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (target) DO NOTHING",
-        )
+        ))
         .bind(target)
         .bind(run_id)
         .bind(owner)
@@ -298,6 +302,7 @@ impl Ledger {
             == 1;
         if taken {
             append_event(
+                self.store,
                 &mut tx,
                 "lock-taken",
                 owner,
@@ -318,7 +323,7 @@ impl Ledger {
     }
 
     pub async fn lock_info(&self, target: &str) -> Result<Option<LockInfo>> {
-        let row = sqlx::query("SELECT target, run_id, owner, host, pid, acquired_at, heartbeat_at FROM locks WHERE target = ?1")
+        let row = sqlx::query(sql(self.store, "SELECT target, run_id, owner, host, pid, acquired_at, heartbeat_at FROM locks WHERE target = ?1"))
             .bind(target)
             .fetch_optional(&self.pool)
             .await?;
@@ -338,22 +343,28 @@ impl Ledger {
 
     /// Shows the lock holder is alive.
     pub async fn heartbeat(&self, target: &str, run_id: &str) -> Result<()> {
-        sqlx::query("UPDATE locks SET heartbeat_at = ?3 WHERE target = ?1 AND run_id = ?2")
-            .bind(target)
-            .bind(run_id)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(sql(
+            self.store,
+            "UPDATE locks SET heartbeat_at = ?3 WHERE target = ?1 AND run_id = ?2",
+        ))
+        .bind(target)
+        .bind(run_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Releases a lock this run holds.
     pub async fn unlock_run(&self, target: &str, run_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM locks WHERE target = ?1 AND run_id = ?2")
-            .bind(target)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(sql(
+            self.store,
+            "DELETE FROM locks WHERE target = ?1 AND run_id = ?2",
+        ))
+        .bind(target)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -368,17 +379,21 @@ impl Ledger {
         let holder = self.lock_info(target).await?;
         if let Some(h) = &holder {
             let mut tx = self.write_tx().await?;
-            sqlx::query("DELETE FROM locks WHERE target = ?1 AND run_id = ?2")
-                .bind(target)
-                .bind(&h.run_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE runs SET state = 'interrupted', finished_at = COALESCE(finished_at, ?2) WHERE id = ?1 AND state = 'running'")
+            sqlx::query(sql(
+                self.store,
+                "DELETE FROM locks WHERE target = ?1 AND run_id = ?2",
+            ))
+            .bind(target)
+            .bind(&h.run_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(sql(self.store, "UPDATE runs SET state = 'interrupted', finished_at = COALESCE(finished_at, ?2) WHERE id = ?1 AND state = 'running'"))
                 .bind(&h.run_id)
                 .bind(now())
                 .execute(&mut *tx)
                 .await?;
             append_event(
+                self.store,
                 &mut tx,
                 "lock-released",
                 by,
@@ -395,8 +410,8 @@ impl Ledger {
     pub async fn start_run(&self, run: &RunRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO runs (id, plan_id, job, target, action, started_by, started_at, state, batches, backup)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)",
+            sql(self.store, "INSERT INTO runs (id, plan_id, job, target, action, started_by, started_at, state, batches, backup)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)"),
         )
         .bind(&run.id)
         .bind(&run.plan_id)
@@ -410,6 +425,7 @@ impl Ledger {
         .execute(&mut *tx)
         .await?;
         append_event(
+            self.store,
             &mut tx,
             "run-started",
             &run.started_by,
@@ -423,10 +439,9 @@ impl Ledger {
     }
 
     pub async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE id = ?1"
+        let row = sqlx::query(sql(
+            self.store,
+            concat!("SELECT ", run_columns!(), " FROM runs WHERE id = ?1"),
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -436,11 +451,11 @@ impl Ledger {
 
     /// Runs, newest first, optionally of one job or on targets matching a text.
     pub async fn runs(&self, job: Option<&str>, target: Option<&str>) -> Result<Vec<RunRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query(sql(self.store, concat!(
             "SELECT ",
             run_columns!(),
-            " FROM runs WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR instr(target, ?2) > 0) ORDER BY started_at DESC"
-        ))
+            " FROM runs WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR target LIKE '%' || ?2 || '%') ORDER BY started_at DESC"
+        )))
         .bind(job)
         .bind(target)
         .fetch_all(&self.pool)
@@ -450,17 +465,20 @@ impl Ledger {
 
     pub async fn resume_run(&self, id: &str, by: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        sqlx::query(sql(
+            self.store,
             "UPDATE runs SET state = 'running', error = NULL, finished_at = NULL WHERE id = ?1",
-        )
+        ))
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let plan_id: String = sqlx::query_scalar("SELECT plan_id FROM runs WHERE id = ?1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let plan_id: String =
+            sqlx::query_scalar(sql(self.store, "SELECT plan_id FROM runs WHERE id = ?1"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         append_event(
+            self.store,
             &mut tx,
             "run-resumed",
             by,
@@ -475,7 +493,7 @@ impl Ledger {
 
     pub async fn batches(&self, run_id: &str) -> Result<Vec<BatchRecord>> {
         let rows = sqlx::query(
-            "SELECT seq, state, backup_start, backup_end, done, skipped, post, effects FROM batches WHERE run_id = ?1 ORDER BY seq",
+            sql(self.store, "SELECT seq, state, backup_start, backup_end, done, skipped, post, effects FROM batches WHERE run_id = ?1 ORDER BY seq"),
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -499,10 +517,10 @@ impl Ledger {
     /// Records that a batch is about to commit on the target.
     pub async fn prepare_batch(&self, run_id: &str, b: &BatchRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO batches (run_id, seq, state, backup_start, backup_end, done, skipped, post, effects)
+            sql(self.store, "INSERT INTO batches (run_id, seq, state, backup_start, backup_end, done, skipped, post, effects)
              VALUES (?1, ?2, 'prepared', ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (run_id, seq) DO UPDATE SET state = 'prepared', backup_start = ?3, backup_end = ?4,
-               done = ?5, skipped = ?6, post = ?7, effects = ?8",
+               done = ?5, skipped = ?6, post = ?7, effects = ?8"),
         )
         .bind(run_id)
         .bind(b.seq as i64)
@@ -526,28 +544,34 @@ impl Ledger {
         plan_id: &str,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE batches SET state = 'committed' WHERE run_id = ?1 AND seq = ?2")
-            .bind(run_id)
-            .bind(seq as i64)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sql(
+            self.store,
+            "UPDATE batches SET state = 'committed' WHERE run_id = ?1 AND seq = ?2",
+        ))
+        .bind(run_id)
+        .bind(seq as i64)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
-            "UPDATE runs SET batches_done = (SELECT COUNT(*) FROM batches WHERE run_id = ?1 AND state = 'committed'),
+            sql(self.store, "UPDATE runs SET batches_done = (SELECT COUNT(*) FROM batches WHERE run_id = ?1 AND state = 'committed'),
                records_done = (SELECT COALESCE(SUM(done), 0) FROM batches WHERE run_id = ?1 AND state = 'committed')
-             WHERE id = ?1",
+             WHERE id = ?1"),
         )
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        let (done, skipped): (i64, String) =
-            sqlx::query_as("SELECT done, skipped FROM batches WHERE run_id = ?1 AND seq = ?2")
-                .bind(run_id)
-                .bind(seq as i64)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (done, skipped): (i64, String) = sqlx::query_as(sql(
+            self.store,
+            "SELECT done, skipped FROM batches WHERE run_id = ?1 AND seq = ?2",
+        ))
+        .bind(run_id)
+        .bind(seq as i64)
+        .fetch_one(&mut *tx)
+        .await?;
         let skipped_n =
             serde_json::from_str::<Vec<serde_json::Value>>(&skipped).map_or(0, |v| v.len());
         append_event(
+            self.store,
             &mut tx,
             "batch-committed",
             actor,
@@ -562,11 +586,14 @@ impl Ledger {
 
     /// Forgets a prepared batch the target never committed.
     pub async fn drop_batch(&self, run_id: &str, seq: u64) -> Result<()> {
-        sqlx::query("DELETE FROM batches WHERE run_id = ?1 AND seq = ?2 AND state = 'prepared'")
-            .bind(run_id)
-            .bind(seq as i64)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(sql(
+            self.store,
+            "DELETE FROM batches WHERE run_id = ?1 AND seq = ?2 AND state = 'prepared'",
+        ))
+        .bind(run_id)
+        .bind(seq as i64)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -580,7 +607,7 @@ impl Ledger {
         skipped: u64,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE runs SET state = ?2, finished_at = ?3, error = ?4, report = COALESCE(?5, report), skipped = ?6 WHERE id = ?1")
+        sqlx::query(sql(self.store, "UPDATE runs SET state = ?2, finished_at = ?3, error = ?4, report = COALESCE(?5, report), skipped = ?6 WHERE id = ?1"))
             .bind(&run.id)
             .bind(state.as_str())
             .bind(now())
@@ -590,10 +617,13 @@ impl Ledger {
             .execute(&mut *tx)
             .await?;
         if matches!(state, RunState::Done | RunState::VerifyFailed) {
-            sqlx::query("UPDATE plans SET state = 'applied' WHERE id = ?1")
-                .bind(&run.plan_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql(
+                self.store,
+                "UPDATE plans SET state = 'applied' WHERE id = ?1",
+            ))
+            .bind(&run.plan_id)
+            .execute(&mut *tx)
+            .await?;
         }
         let kind = match state {
             RunState::Done => "run-finished",
@@ -602,6 +632,7 @@ impl Ledger {
             _ => "run-failed",
         };
         append_event(
+            self.store,
             &mut tx,
             kind,
             &run.started_by,
@@ -616,11 +647,11 @@ impl Ledger {
 
     /// The newest run of a plan that did not finish.
     pub async fn unfinished_run(&self, plan_id: &str) -> Result<Option<RunRecord>> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query(sql(self.store, concat!(
             "SELECT ",
             run_columns!(),
             " FROM runs WHERE plan_id = ?1 AND state IN ('running', 'failed', 'interrupted') ORDER BY started_at DESC LIMIT 1"
-        ))
+        )))
         .bind(plan_id)
         .fetch_optional(&self.pool)
         .await?;

@@ -99,22 +99,52 @@ impl TestDb {
     /// warning) and applies it; the plan file and backups go in the test's
     /// folder.
     pub async fn apply(&self, planned: &Planned) -> Result<ApplyReport, apply::ApplyError> {
-        let ledger = self.ledger().await;
+        self.apply_with(&self.ledger().await, planned).await
+    }
+
+    /// [`TestDb::apply`] with a given ledger.
+    pub async fn apply_with(
+        &self,
+        ledger: &Ledger,
+        planned: &Planned,
+    ) -> Result<ApplyReport, apply::ApplyError> {
+        self.approve(ledger, planned).await;
+        let plan_path = self.plan_path(planned);
+        let mut loaded = apply::load(&plan_path, &Workspace::default())?;
+        loaded.job.safety.backup_dir = Some(self.path("backups").display().to_string());
+        apply::apply(
+            ledger,
+            &loaded,
+            Options {
+                by: "applier@example.com".into(),
+                project: project(),
+                ..Options::default()
+            },
+        )
+        .await
+        .map(|o| o.report)
+    }
+
+    /// Where [`TestDb::approve`] writes a plan.
+    pub fn plan_path(&self, planned: &Planned) -> PathBuf {
+        self.path(&format!("{}.plan.json", &planned.plan.plan_id[..12]))
+    }
+
+    /// Writes the plan file, records the plan with the conformance key, and
+    /// has the two approvers of [`project`] approve it (acknowledging every
+    /// warning).
+    pub async fn approve(&self, ledger: &Ledger, planned: &Planned) {
         let plan = &planned.plan;
         ledger
             .set_hash_key(&plan.target.key(), &HashKey::from_secret(KEY))
             .await
             .unwrap();
-        let plan_path = self.path(&format!("{}.plan.json", &plan.plan_id[..12]));
+        let plan_path = self.plan_path(planned);
         std::fs::write(&plan_path, serde_json::to_string(plan).unwrap()).unwrap();
         ledger
             .record_plan(plan, Some(&plan_path), jiff::Timestamp::MAX)
             .await
             .unwrap();
-        let project: lethe::project::Project = toml::from_str(
-            "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\", \"admin\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\", \"admin\"]\n",
-        )
-        .unwrap();
         for (who, role) in [("anna@example.com", "dpo"), ("bo@example.com", "admin")] {
             ledger
                 .record_decision(&lethe::gate::Decision {
@@ -131,19 +161,6 @@ impl TestDb {
                 .await
                 .unwrap();
         }
-        let mut loaded = apply::load(&plan_path, &Workspace::default())?;
-        loaded.job.safety.backup_dir = Some(self.path("backups").display().to_string());
-        apply::apply(
-            &ledger,
-            &loaded,
-            Options {
-                by: "applier@example.com".into(),
-                project,
-                ..Options::default()
-            },
-        )
-        .await
-        .map(|o| o.report)
     }
 
     /// Restores a run's backup through the backend's connector.
@@ -161,6 +178,13 @@ impl TestDb {
         );
         summary.restored
     }
+}
+
+/// The project file of the conformance tests: two approvers with every role.
+pub const PROJECT: &str = "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\", \"admin\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\", \"admin\"]\n";
+
+pub fn project() -> lethe::project::Project {
+    toml::from_str(PROJECT).unwrap()
 }
 
 /// A plan's JSON report without what names the backend (target, plan id).
