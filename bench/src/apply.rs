@@ -21,12 +21,12 @@ use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 
 use crate::alloc;
 use crate::stats::{ms, summarise};
+use crate::target::{BenchDb, EngineArgs, NOW, Which};
 
-const NOW: &str = "2026-06-01T12:00:00Z";
 const KEY: &str = "bench key";
 const CHUNK: usize = 1000;
 
-fn job(action: &str, db: &Path) -> String {
+fn job(action: &str, db: &BenchDb) -> String {
     let body = match action {
         "anonymize" => "action:\n  type: anonymize\n  categories: [identity, contact]\n",
         _ => "action:\n  type: delete\n",
@@ -34,7 +34,7 @@ fn job(action: &str, db: &Path) -> String {
     format!(
         "version: 1
 name: bench-{action}
-target: {{ system: retail-crm, connector: sqlite, url: \"sqlite://{}\" }}
+target: {{ system: retail-crm, connector: {}, url: \"{}\" }}
 selection:
   entity: customer
   where: [{{ field: kind, eq: private }}]
@@ -44,13 +44,14 @@ selection:
 safety:
   batch_size: {CHUNK}
 ",
-        db.display()
+        db.which.connector(),
+        db.url
     )
 }
 
 async fn plan(
     dir: &Path,
-    db: &Path,
+    db: &BenchDb,
     action: &str,
 ) -> Result<(Plan, std::path::PathBuf), Box<dyn Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -109,12 +110,13 @@ async fn run_lethe(
     Ok(took)
 }
 
-/// The hand-written equivalent: same keys, same changes, batched.
-async fn run_baseline(db: &Path, plan: &Plan, action: &str) -> Result<Duration, Box<dyn Error>> {
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .foreign_keys(true);
-    let mut c = sqlx::SqliteConnection::connect_with(&opts).await?;
+/// The hand-written equivalent: same keys, same changes, batched, in each
+/// engine's usual multi-row UPDATE.
+async fn run_baseline(db: &BenchDb, plan: &Plan, action: &str) -> Result<Duration, Box<dyn Error>> {
+    let mut c = db.connect().await?;
+    if db.which == Which::Sqlite {
+        c.execute("PRAGMA foreign_keys = ON").await?;
+    }
     let s = Strategist::new(HashKey::from_secret(KEY), Locale::SvSe);
     let keys: Vec<i64> = plan
         .selected
@@ -140,14 +142,23 @@ async fn run_baseline(db: &Path, plan: &Plan, action: &str) -> Result<Duration, 
                 ("birth_date", Strategy::TruncateYear),
                 ("personnummer", Strategy::Hash),
             ];
-            let cols: Vec<&str> = fields.iter().map(|(c, _)| *c).collect();
+            let cols: Vec<String> = fields
+                .iter()
+                .map(|(c, _)| match (db.which, *c) {
+                    (Which::Postgres | Which::Sqlite, "birth_date") => {
+                        "CAST(birth_date AS TEXT)".to_owned()
+                    }
+                    (Which::Mysql, "birth_date") => "CAST(birth_date AS CHAR)".to_owned(),
+                    (_, c) => c.to_owned(),
+                })
+                .collect();
             let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT id, {} FROM customers WHERE id IN ({list})",
                 cols.join(", ")
             )))
             .fetch_all(&mut *tx)
             .await?;
-            update(&mut tx, &s, "customers", &fields, &rows).await?;
+            update(&mut tx, db.which, &s, "customers", &fields, &rows).await?;
             let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT id, delivery_address FROM purchases WHERE customer_id IN ({list}) AND delivery_address IS NOT NULL"
             )))
@@ -155,6 +166,7 @@ async fn run_baseline(db: &Path, plan: &Plan, action: &str) -> Result<Duration, 
             .await?;
             update(
                 &mut tx,
+                db.which,
                 &s,
                 "purchases",
                 &[("delivery_address", Strategy::FakeStreet)],
@@ -183,18 +195,19 @@ async fn run_baseline(db: &Path, plan: &Plan, action: &str) -> Result<Duration, 
 }
 
 async fn update(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
+    which: Which,
     s: &Strategist,
     table: &str,
     fields: &[(&str, Strategy)],
-    rows: &[sqlx::sqlite::SqliteRow],
+    rows: &[sqlx::any::AnyRow],
 ) -> Result<(), Box<dyn Error>> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut values = Vec::with_capacity(rows.len());
     for r in rows {
-        let id: i64 = r.try_get(0)?;
+        let id = crate::plan::int(r, 0)?;
         let mut vals = vec![id.to_string()];
         for (i, (_, st)) in fields.iter().enumerate() {
             let original: Option<String> = r.try_get(i + 1)?;
@@ -205,47 +218,105 @@ async fn update(
                 _ => "NULL".into(),
             });
         }
-        values.push(format!("({})", vals.join(", ")));
+        values.push(vals);
     }
     let names: Vec<String> = (0..fields.len()).map(|i| format!("c{i}")).collect();
-    let set: Vec<String> = fields
-        .iter()
-        .zip(&names)
-        .map(|((c, _), n)| format!("{c} = v.{n}"))
-        .collect();
-    let sql = format!(
-        "WITH v(k, {}) AS (VALUES {}) UPDATE {table} SET {} FROM v WHERE {table}.id = v.k",
-        names.join(", "),
-        values.join(", "),
-        set.join(", ")
-    );
+    let sql = match which {
+        Which::Sqlite => {
+            let set: Vec<String> = fields
+                .iter()
+                .zip(&names)
+                .map(|((c, _), n)| format!("{c} = v.{n}"))
+                .collect();
+            let rows: Vec<String> = values
+                .iter()
+                .map(|v| format!("({})", v.join(", ")))
+                .collect();
+            format!(
+                "WITH v(k, {}) AS (VALUES {}) UPDATE {table} SET {} FROM v WHERE {table}.id = v.k",
+                names.join(", "),
+                rows.join(", "),
+                set.join(", ")
+            )
+        }
+        Which::Postgres => {
+            let set: Vec<String> = fields
+                .iter()
+                .zip(&names)
+                .map(|((c, _), n)| match *c {
+                    "birth_date" => format!("{c} = CAST(v.{n} AS DATE)"),
+                    _ => format!("{c} = v.{n}"),
+                })
+                .collect();
+            let rows: Vec<String> = values
+                .iter()
+                .map(|v| format!("({})", v.join(", ")))
+                .collect();
+            format!(
+                "UPDATE {table} SET {} FROM (VALUES {}) AS v(k, {}) WHERE {table}.id = v.k",
+                set.join(", "),
+                rows.join(", "),
+                names.join(", ")
+            )
+        }
+        Which::Mysql => {
+            let set: Vec<String> = fields
+                .iter()
+                .zip(&names)
+                .map(|((c, _), n)| format!("t.{c} = v.{n}"))
+                .collect();
+            let selects: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(r, v)| {
+                    if r == 0 {
+                        let cols: Vec<String> = std::iter::once(format!("{} AS k", v[0]))
+                            .chain(
+                                v[1..]
+                                    .iter()
+                                    .zip(&names)
+                                    .map(|(x, n)| format!("{x} AS {n}")),
+                            )
+                            .collect();
+                        format!("SELECT {}", cols.join(", "))
+                    } else {
+                        format!("SELECT {}", v.join(", "))
+                    }
+                })
+                .collect();
+            format!(
+                "UPDATE {table} AS t JOIN ({}) AS v ON t.id = v.k SET {}",
+                selects.join(" UNION ALL "),
+                set.join(", ")
+            )
+        }
+    };
     tx.execute(AssertSqlSafe(sql)).await?;
     Ok(())
 }
 
-pub fn run(customers: u64, runs: usize) -> Result<(), Box<dyn Error>> {
+pub fn run(engine: &EngineArgs, customers: u64, runs: usize) -> Result<(), Box<dyn Error>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
-        let pristine = crate::plan::make_db(dir.path(), customers).await?;
-        let work = dir.path().join("work.db");
+        let db = BenchDb::new(engine, customers, dir.path()).await?;
         for action in ["anonymize", "delete"] {
-            std::fs::copy(&pristine, &work)?;
-            let (plan, plan_path) = plan(dir.path(), &work, action).await?;
+            db.reset().await?;
+            let (plan, plan_path) = plan(dir.path(), &db, action).await?;
             let n = plan.summary.selected;
             let (mut t_lethe, mut t_base) = (Vec::new(), Vec::new());
             let (mut m_lethe, mut m_base) = (0usize, 0usize);
             crate::spans::take();
             for i in 0..runs {
-                std::fs::copy(&pristine, &work)?;
+                db.reset().await?;
                 let base = alloc::live();
                 alloc::reset();
-                t_base.push(run_baseline(&work, &plan, action).await?);
+                t_base.push(run_baseline(&db, &plan, action).await?);
                 m_base = m_base.max(alloc::peak_since(base));
 
-                std::fs::copy(&pristine, &work)?;
+                db.reset().await?;
                 let base = alloc::live();
                 alloc::reset();
                 t_lethe.push(run_lethe(dir.path(), &plan, &plan_path, i).await?);
@@ -255,7 +326,7 @@ pub fn run(customers: u64, runs: usize) -> Result<(), Box<dyn Error>> {
             let per_run = |name: &str| phases.get(name).map(|d| *d / runs as u32).unwrap_or_default();
             let (sl, sb) = (summarise(t_lethe), summarise(t_base));
             let rate = |d: Duration| n as f64 / d.as_secs_f64();
-            println!("apply {action}: {n} records, {runs} runs each");
+            println!("apply {action} on {}: {n} records, {runs} runs each", db.which.connector());
             println!(
                 "  lethe apply       median {} ({:.0} records/s), peak heap {}",
                 ms(sl.median),
@@ -269,9 +340,11 @@ pub fn run(customers: u64, runs: usize) -> Result<(), Box<dyn Error>> {
                 alloc::mib(m_base)
             );
             println!(
-                "  lethe phases (mean per run): batches {}, verification {}",
+                "  lethe phases (mean per run): batches {}, verification {} (rows read back {}, trace scan {})",
                 ms(per_run("apply.batches")),
-                ms(per_run("apply.verify"))
+                ms(per_run("apply.verify")),
+                ms(per_run("verify.rows")),
+                ms(per_run("verify.trace"))
             );
             let mut names: Vec<_> = phases.iter().filter(|(k, _)| k.starts_with("batch.")).collect();
             names.sort();
@@ -284,6 +357,7 @@ pub fn run(customers: u64, runs: usize) -> Result<(), Box<dyn Error>> {
                 if ratio >= 0.8 { "met" } else { "MISSED" }
             );
         }
+        db.finish().await?;
         Ok(())
     })
 }

@@ -12,6 +12,7 @@ mod apply;
 mod plan;
 mod spans;
 mod stats;
+mod target;
 mod validate;
 
 #[global_allocator]
@@ -46,6 +47,8 @@ enum Workload {
         /// How many timed runs of each (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        #[command(flatten)]
+        engine: target::EngineArgs,
     },
     /// Apply anonymize and delete of every private demo customer, beside
     /// hand-written batched SQL doing the same (target ≥ 0.8× its records/s).
@@ -54,6 +57,8 @@ enum Workload {
         customers: u64,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        #[command(flatten)]
+        engine: target::EngineArgs,
     },
 }
 
@@ -62,8 +67,16 @@ fn main() -> std::process::ExitCode {
     spans::install();
     let result = match cli.workload {
         Workload::Validate { files, runs } => validate::run(files, runs),
-        Workload::Plan { customers, runs } => plan::run(customers, runs),
-        Workload::Apply { customers, runs } => apply::run(customers, runs),
+        Workload::Plan {
+            customers,
+            runs,
+            engine,
+        } => plan::run(&engine, customers, runs),
+        Workload::Apply {
+            customers,
+            runs,
+            engine,
+        } => apply::run(&engine, customers, runs),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

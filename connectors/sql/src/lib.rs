@@ -399,6 +399,13 @@ fn cond(b: &mut Builder<'_>, s: Scope<'_>, c: &Cond) -> Result<(), CompileError>
                 }
             }
         }
+        Cond::Not(inner) if never_null(inner) => {
+            // Plain NOT: engines turn `NOT EXISTS` into an anti-join, which
+            // they cannot do through COALESCE (half the time on PostgreSQL).
+            b.push("NOT (");
+            cond(b, s, inner)?;
+            b.push(")");
+        }
         Cond::Not(inner) => {
             // Two-valued logic: an unknown (NULL) inner condition is false,
             // so its negation is true.
@@ -433,12 +440,30 @@ fn cond(b: &mut Builder<'_>, s: Scope<'_>, c: &Cond) -> Result<(), CompileError>
                 } else {
                     b.push("FALSE");
                 }
+            } else if let Some((array, list)) = b.dialect.value_array(typed_col(s, e), &values) {
+                b.push("(");
+                expr(b, s, e, false)?;
+                b.push(if *negated { " <> ALL(" } else { " = ANY(" });
+                let p = b.next_placeholder();
+                b.push_param(array, &list.replace("{}", &p));
+                b.push("))");
             } else {
                 b.push("(");
                 expr(b, s, e, false)?;
                 b.push(if *negated { " NOT IN (" } else { " IN (" });
                 let col = typed_col(s, e);
-                for (i, v) in values.into_iter().enumerate() {
+                // Padded to a size from a short list (repeating the last
+                // value changes nothing), so that lists of keys give a few
+                // statement texts the engines prepare once and reuse.
+                let padded = bucket(values.len());
+                let last = values[values.len() - 1];
+                for (i, v) in values
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(last))
+                    .take(padded)
+                    .enumerate()
+                {
                     if i > 0 {
                         b.push(", ");
                     }
@@ -559,6 +584,29 @@ fn cond(b: &mut Builder<'_>, s: Scope<'_>, c: &Cond) -> Result<(), CompileError>
         }
     }
     Ok(())
+}
+
+/// The length an IN list is padded to: itself up to 8, then the next power
+/// of two up to 1024, then the next multiple of 1024.
+fn bucket(n: usize) -> usize {
+    match n {
+        0..=8 => n,
+        9..=1024 => n.next_power_of_two(),
+        _ => n.div_ceil(1024) * 1024,
+    }
+}
+
+/// Whether a condition's SQL is always TRUE or FALSE, never NULL (so its
+/// negation needs no COALESCE).
+fn never_null(c: &Cond) -> bool {
+    match c {
+        Cond::True | Cond::False | Cond::Exists { .. } | Cond::IsNull { .. } | Cond::Not(_) => true,
+        Cond::And(items) | Cond::Or(items) => items.iter().all(never_null),
+        Cond::Compare { value, .. } => value.is_null(),
+        Cond::In { values, .. } => values.iter().all(Value::is_null),
+        Cond::Normalized { values, .. } => values.is_empty(),
+        Cond::Contains { .. } | Cond::Time { .. } | Cond::InSet { .. } | Cond::Sql { .. } => false,
+    }
 }
 
 /// The column whose type a value compared with `e` takes: the column

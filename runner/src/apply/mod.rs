@@ -615,7 +615,9 @@ async fn verify_run(
     if job.safety.verify {
         verification.ran = true;
         if with_backup {
-            let check = verify::check_rows(conn, schema, backup_path).await?;
+            let check = verify::check_rows(conn, schema, backup_path)
+                .instrument(tracing::info_span!("verify.rows"))
+                .await?;
             verification.rows_checked = check.checked;
             verification.changed_since = check
                 .changed_since
@@ -635,6 +637,7 @@ async fn verify_run(
                     .map_err(|e| ApplyError::Backup(e.to_string()))?;
                 verification.values_searched = needles.len() as u64;
                 let found = verify::trace_scan(conn, model, strategist, &needles)
+                    .instrument(tracing::info_span!("verify.trace"))
                     .await
                     .map_err(target("scanning for traces"))?;
                 let (kept, residues) = verify::split_duplicates(plan, found);

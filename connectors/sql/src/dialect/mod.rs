@@ -54,6 +54,15 @@ pub trait Dialect: Send + Sync {
         placeholder.to_owned()
     }
 
+    /// A list of values compared with `col` as one bound value (an array),
+    /// for engines that have arrays: `Some((value to bind, SQL of the list
+    /// with `{}` for its placeholder))`, used as `expr = ANY(list)`. `None`
+    /// binds each value (`expr IN (…)`).
+    fn value_array(&self, col: Option<Col<'_>>, values: &[&Value]) -> Option<(Value, String)> {
+        let _ = (col, values);
+        None
+    }
+
     /// A criterion parameter of a declared type (its placeholder).
     fn typed_param(&self, ty: ParamType, placeholder: &str) -> String {
         let _ = ty;

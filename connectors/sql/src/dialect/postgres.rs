@@ -46,6 +46,49 @@ fn builtin(ty: &str) -> Option<&str> {
     ty.strip_prefix("pg_catalog.").map(|t| t.trim_matches('"'))
 }
 
+/// Values as the text of a PostgreSQL array (`{"a","b",NULL}`), which the
+/// server casts to an array of the column's type: a list of any length is
+/// one parameter, and a statement of one text, prepared once.
+fn array_literal<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = match v {
+            Value::Null => {
+                out.push_str("NULL");
+                continue;
+            }
+            Value::Bytes(b) => {
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                format!("\\x{hex}")
+            }
+            other => other.render(),
+        };
+        out.push('"');
+        for c in text.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// The SQL of a text parameter (an [`array_literal`]) as an array of `ty`
+/// (`{}` stands for the placeholder); text for wall-clock columns is read
+/// as instants first, like [`typed`].
+fn array_of(ty: &str) -> String {
+    match builtin(ty) {
+        Some("timestamp" | "date") => format!("CAST(CAST({{}} AS timestamptz[]) AS {ty}[])"),
+        _ => format!("CAST({{}} AS {ty}[])"),
+    }
+}
+
 /// Types a connector binds and decodes natively: no cast needed.
 fn native(ty: &str, value: &Value) -> bool {
     let Some(base) = builtin(ty) else {
@@ -109,6 +152,18 @@ impl Dialect for Postgres {
 
     fn write_value(&self, col: Option<Col<'_>>, value: &Value, placeholder: &str) -> String {
         self.cast(col, value, placeholder)
+    }
+
+    fn value_array(&self, col: Option<Col<'_>>, values: &[&Value]) -> Option<(Value, String)> {
+        // Short lists stay lists: the planner sees their values.
+        if values.len() < 8 {
+            return None;
+        }
+        let ty = col.and_then(|c| self.catalog.get(c))?;
+        Some((
+            Value::Text(array_literal(values.iter().copied())),
+            array_of(&ty.name),
+        ))
     }
 
     fn typed_param(&self, ty: ParamType, placeholder: &str) -> String {
@@ -207,6 +262,64 @@ impl Dialect for Postgres {
     }
 
     fn update_rows(
+        &self,
+        table: &Name,
+        key: &Name,
+        columns: &[Name],
+        rows: &[Vec<Value>],
+    ) -> Statement {
+        // UPDATE t AS t0 SET c = v.c0 FROM unnest($1, $2, …) AS v(k, c0, …)
+        // WHERE t0.key = v.k: one array per column, so the statement has
+        // as many parameters as columns and is the same for every batch.
+        let names: Vec<&str> = std::iter::once(key.as_str())
+            .chain(columns.iter().map(String::as_str))
+            .collect();
+        let types: Option<Vec<&str>> = names
+            .iter()
+            .map(|c| {
+                self.catalog
+                    .get(Col { table, column: c })
+                    .map(|t| t.name.as_str())
+            })
+            .collect();
+        let Some(types) = types else {
+            return self.update_values(table, key, columns, rows);
+        };
+        let mut b = Builder::new(self);
+        b.push("UPDATE ");
+        b.name(table);
+        b.push(" AS t0 SET ");
+        for (i, c) in columns.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.name(c);
+            b.push(&format!(" = v.\"c{i}\""));
+        }
+        b.push(" FROM unnest(");
+        for (i, ty) in types.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            let p = b.next_placeholder();
+            let array = array_literal(rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null)));
+            b.push_param(Value::Text(array), &array_of(ty).replace("{}", &p));
+        }
+        b.push(") AS v(\"k\"");
+        for (i, _) in columns.iter().enumerate() {
+            b.push(&format!(", \"c{i}\""));
+        }
+        b.push(") WHERE t0.");
+        b.name(key);
+        b.push(" = v.\"k\"");
+        b.finish()
+    }
+}
+
+impl Postgres {
+    /// `UPDATE … FROM (VALUES …)`, for columns whose types the catalog
+    /// does not know.
+    fn update_values(
         &self,
         table: &Name,
         key: &Name,
