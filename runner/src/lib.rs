@@ -11,6 +11,7 @@ pub mod gate;
 pub mod ledger;
 pub mod mask;
 pub mod plan;
+pub mod plugin;
 pub mod project;
 pub mod report;
 pub mod spec;

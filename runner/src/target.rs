@@ -13,18 +13,20 @@ use crate::spec::job::{ConnectorRef, Target};
 pub enum TargetError {
     #[error("the job gives no `target.url`")]
     NoUrl,
-    #[error("the connector `{0}` is not available in this build of lethe")]
-    Unavailable(String),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     #[error("{0}")]
     Connector(#[from] ConnectorError),
 }
 
 /// Opens the job's target: read-only for planning, read-write (through
-/// `apply_url` when given) for applying.
+/// `apply_url` when given) for applying. `job_dir` is the job file's
+/// folder, which a plugin's relative path starts from.
 pub async fn open(
     target: &Target,
     timezone: Option<String>,
     read_only: bool,
+    job_dir: &Path,
 ) -> Result<(Box<dyn Connector>, TargetRef), TargetError> {
     let url = if read_only {
         target.url.clone()
@@ -44,9 +46,28 @@ pub async fn open(
             Box::new(lethe_postgres::PostgresConnector::open(&options).await?)
         }
         ConnectorRef::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await?),
-        other => return Err(TargetError::Unavailable(other.as_str().to_owned())),
+        ConnectorRef::Plugin(name) => {
+            let path = crate::plugin::locate(name, Some(job_dir))?;
+            let plugin = crate::plugin::load(&path)?;
+            Box::new(
+                crate::plugin::PluginConnector::open(
+                    plugin,
+                    &options,
+                    crate::plugin::call_timeout(),
+                )
+                .await?,
+            )
+        }
     };
     Ok((connector, identity))
+}
+
+/// The folder of a job file given as written (`plan.job_file`).
+pub fn job_dir(job_file: &str) -> &Path {
+    Path::new(job_file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// The target's name in plans, the ledger and locks: the connector and the

@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use lethe_connector::plugin::PluginConnector;
 use lethe_connector::{
     Capabilities, Check, Cond, Connector, ConnectorError, ConnectorInfo, Delete, ErrorKind, Expr,
     Insert, OpenOptions, Request, Result, RowSink, Schema, Select, Statement, Tally, TxMode,
@@ -392,15 +393,7 @@ fn compile_err(e: lethe_sql::CompileError) -> ConnectorError {
 #[async_trait]
 impl Connector for MysqlConnector {
     fn info(&self) -> ConnectorInfo {
-        ConnectorInfo {
-            name: "mysql".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: Capabilities {
-                sql_criteria: true,
-                sql_checks: true,
-                transactions: true,
-            },
-        }
+        <Self as PluginConnector>::describe()
     }
 
     async fn introspect(&mut self) -> Result<Schema> {
@@ -445,6 +438,12 @@ impl Connector for MysqlConnector {
     }
 
     async fn select(&mut self, query: &Select, sink: &mut dyn RowSink) -> Result<()> {
+        // A batch's reads lock their rows, which needs UPDATE as well.
+        let privilege = if self.tx == Some(TxMode::ReadWrite) {
+            "UPDATE"
+        } else {
+            "SELECT"
+        };
         let query = Select {
             filter: self.localize_cond(&query.table, &query.filter),
             ..query.clone()
@@ -453,7 +452,11 @@ impl Connector for MysqlConnector {
         let s = self.locking(s);
         let mut stream =
             sqlx::query_with(safe(&s.sql), arguments(&s.params)?).fetch(&mut self.conn);
-        while let Some(row) = stream.try_next().await.map_err(map_err)? {
+        while let Some(row) = stream
+            .try_next()
+            .await
+            .map_err(|e| map_err(e).needs(privilege, &query.table))?
+        {
             sink.row(decode(&row)?)?;
         }
         Ok(())
@@ -492,7 +495,10 @@ impl Connector for MysqlConnector {
         let mut n = 0;
         let update = self.localize_update(update);
         for s in lethe_sql::update(&self.dialect, &update).map_err(compile_err)? {
-            n += self.run(&s).await?;
+            n += self
+                .run(&s)
+                .await
+                .map_err(|e| e.needs("UPDATE", update.table()))?;
         }
         Ok(n)
     }
@@ -503,13 +509,18 @@ impl Connector for MysqlConnector {
             filter: self.localize_cond(&delete.table, &delete.filter),
         };
         let s = lethe_sql::delete(&self.dialect, &delete).map_err(compile_err)?;
-        self.run(&s).await
+        self.run(&s)
+            .await
+            .map_err(|e| e.needs("DELETE", &delete.table))
     }
 
     async fn insert(&mut self, insert: &Insert) -> Result<u64> {
         let mut n = 0;
         for s in lethe_sql::insert(&self.dialect, &self.localize_insert(insert)) {
-            n += self.run(&s).await?;
+            n += self
+                .run(&s)
+                .await
+                .map_err(|e| e.needs("INSERT", &insert.table))?;
         }
         Ok(n)
     }
@@ -524,5 +535,26 @@ impl std::fmt::Debug for MysqlConnector {
         f.debug_struct("MysqlConnector")
             .field("database", &self.shown)
             .finish_non_exhaustive()
+    }
+}
+
+/// Name, version and capabilities without a connection (`lethe
+/// connectors`), and the constructor a plugin build would export.
+#[async_trait]
+impl PluginConnector for MysqlConnector {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            name: "mysql".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: Capabilities {
+                sql_criteria: true,
+                sql_checks: true,
+                transactions: true,
+            },
+        }
+    }
+
+    async fn open(options: &OpenOptions) -> Result<Self> {
+        MysqlConnector::open(options).await
     }
 }

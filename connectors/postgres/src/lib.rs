@@ -17,6 +17,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use lethe_connector::plugin::PluginConnector;
 use lethe_connector::{
     Capabilities, Check, Connector, ConnectorError, ConnectorInfo, Delete, ErrorKind, Insert,
     OpenOptions, Request, Result, RowSink, Schema, Select, Statement, Tally, TxMode, Update, Value,
@@ -247,15 +248,7 @@ fn compile_err(e: lethe_sql::CompileError) -> ConnectorError {
 #[async_trait]
 impl Connector for PostgresConnector {
     fn info(&self) -> ConnectorInfo {
-        ConnectorInfo {
-            name: "postgres".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: Capabilities {
-                sql_criteria: true,
-                sql_checks: true,
-                transactions: true,
-            },
-        }
+        <Self as PluginConnector>::describe()
     }
 
     async fn introspect(&mut self) -> Result<Schema> {
@@ -287,11 +280,21 @@ impl Connector for PostgresConnector {
     }
 
     async fn select(&mut self, query: &Select, sink: &mut dyn RowSink) -> Result<()> {
+        // A batch's reads lock their rows, which needs UPDATE as well.
+        let privilege = if self.tx == Some(TxMode::ReadWrite) {
+            "UPDATE"
+        } else {
+            "SELECT"
+        };
         let s = lethe_sql::select(&self.dialect, query).map_err(compile_err)?;
         let s = self.locking(s);
         let mut stream =
             sqlx::query_with(safe(&s.sql), arguments(&s.params)?).fetch(&mut self.conn);
-        while let Some(row) = stream.try_next().await.map_err(map_err)? {
+        while let Some(row) = stream
+            .try_next()
+            .await
+            .map_err(|e| map_err(e).needs(privilege, &query.table))?
+        {
             sink.row(decode(&row)?)?;
         }
         Ok(())
@@ -327,14 +330,19 @@ impl Connector for PostgresConnector {
     async fn update(&mut self, update: &Update) -> Result<u64> {
         let mut n = 0;
         for s in lethe_sql::update(&self.dialect, update).map_err(compile_err)? {
-            n += self.run(&s).await?;
+            n += self
+                .run(&s)
+                .await
+                .map_err(|e| e.needs("UPDATE", update.table()))?;
         }
         Ok(n)
     }
 
     async fn delete(&mut self, delete: &Delete) -> Result<u64> {
         let s = lethe_sql::delete(&self.dialect, delete).map_err(compile_err)?;
-        self.run(&s).await
+        self.run(&s)
+            .await
+            .map_err(|e| e.needs("DELETE", &delete.table))
     }
 
     async fn delete_returning(
@@ -347,7 +355,11 @@ impl Connector for PostgresConnector {
         let mut n = 0;
         let mut stream =
             sqlx::query_with(safe(&s.sql), arguments(&s.params)?).fetch(&mut self.conn);
-        while let Some(row) = stream.try_next().await.map_err(map_err)? {
+        while let Some(row) = stream
+            .try_next()
+            .await
+            .map_err(|e| map_err(e).needs("DELETE", &delete.table))?
+        {
             sink.row(decode(&row)?)?;
             n += 1;
         }
@@ -357,7 +369,10 @@ impl Connector for PostgresConnector {
     async fn insert(&mut self, insert: &Insert) -> Result<u64> {
         let mut n = 0;
         for s in lethe_sql::insert(&self.dialect, insert) {
-            n += self.run(&s).await?;
+            n += self
+                .run(&s)
+                .await
+                .map_err(|e| e.needs("INSERT", &insert.table))?;
         }
         Ok(n)
     }
@@ -372,5 +387,26 @@ impl std::fmt::Debug for PostgresConnector {
         f.debug_struct("PostgresConnector")
             .field("database", &self.shown)
             .finish_non_exhaustive()
+    }
+}
+
+/// Name, version and capabilities without a connection (`lethe
+/// connectors`), and the constructor a plugin build would export.
+#[async_trait]
+impl PluginConnector for PostgresConnector {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            name: "postgres".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: Capabilities {
+                sql_criteria: true,
+                sql_checks: true,
+                transactions: true,
+            },
+        }
+    }
+
+    async fn open(options: &OpenOptions) -> Result<Self> {
+        PostgresConnector::open(options).await
     }
 }

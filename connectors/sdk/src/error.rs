@@ -44,6 +44,21 @@ impl ConnectorError {
             message: message.into(),
         }
     }
+
+    /// Names the privilege a refused statement needed: the engine's own
+    /// message says "permission denied for table customers" but not which
+    /// grant would fix it, and the person reading it is the one who asks a
+    /// DBA for that grant. Other kinds pass through unchanged.
+    #[must_use]
+    pub fn needs(mut self, privilege: &str, table: &str) -> Self {
+        if self.kind == ErrorKind::Permission {
+            self.message = format!(
+                "{} — this step needs the {privilege} privilege on table `{table}`",
+                self.message
+            );
+        }
+        self
+    }
 }
 
 pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;

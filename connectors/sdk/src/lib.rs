@@ -7,6 +7,7 @@
 //! requests with `lethe-sql`, others interpret them.
 
 mod error;
+pub mod plugin;
 pub mod request;
 pub mod schema;
 mod value;

@@ -302,6 +302,15 @@ pub enum Update {
     },
 }
 
+impl Update {
+    /// The table the update changes.
+    pub fn table(&self) -> &str {
+        match self {
+            Update::Set { table, .. } | Update::Rows { table, .. } => table,
+        }
+    }
+}
+
 /// Delete the rows matching a filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delete {
@@ -341,6 +350,24 @@ pub enum Request {
     Update(Update),
     Delete(Delete),
     Insert(Insert),
+}
+
+impl Request {
+    /// The request's name on the wire (`select`, `update`, …), for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Introspect => "introspect",
+            Request::Begin { .. } => "begin",
+            Request::Commit => "commit",
+            Request::Rollback => "rollback",
+            Request::Select(_) => "select",
+            Request::Tally(_) => "tally",
+            Request::Check(_) => "check",
+            Request::Update(_) => "update",
+            Request::Delete(_) => "delete",
+            Request::Insert(_) => "insert",
+        }
+    }
 }
 
 /// The answer to a [`Request`] (rows of a `Select` go to the sink).

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use lethe_connector::plugin::PluginConnector;
 use lethe_connector::{
     Capabilities, Check, Column, ColumnKind, Connector, ConnectorError, ConnectorInfo, Delete,
     ErrorKind, ForeignKey, Insert, OpenOptions, Request, Result, RowSink, Schema, Select,
@@ -231,15 +232,7 @@ fn max_length(declared: &str) -> Option<u32> {
 #[async_trait]
 impl Connector for SqliteConnector {
     fn info(&self) -> ConnectorInfo {
-        ConnectorInfo {
-            name: "sqlite".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: Capabilities {
-                sql_criteria: true,
-                sql_checks: true,
-                transactions: true,
-            },
-        }
+        <Self as PluginConnector>::describe()
     }
 
     async fn introspect(&mut self) -> Result<Schema> {
@@ -434,5 +427,27 @@ impl Connector for SqliteConnector {
 
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {
         lethe_sql::explain(&self.dialect, request)
+    }
+}
+
+/// The same connector, built as a plugin by `lethe-sqlite-plugin`: the
+/// conformance suite runs through it to prove the ABI carries every
+/// request.
+#[async_trait]
+impl PluginConnector for SqliteConnector {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            name: "sqlite".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: Capabilities {
+                sql_criteria: true,
+                sql_checks: true,
+                transactions: true,
+            },
+        }
+    }
+
+    async fn open(options: &OpenOptions) -> Result<Self> {
+        SqliteConnector::open(options).await
     }
 }

@@ -332,9 +332,14 @@ pub async fn apply(
     let authorised_by = report::authorisations(&gates, &decisions);
 
     // The target must be the one planned against.
-    let (mut conn, identity) = crate::target::open(&job.target, model.timezone.clone(), false)
-        .await
-        .map_err(|e| ApplyError::Plan(format!("cannot reach the target: {e}")))?;
+    let (mut conn, identity) = crate::target::open(
+        &job.target,
+        model.timezone.clone(),
+        false,
+        crate::target::job_dir(&plan.job_file),
+    )
+    .await
+    .map_err(|e| ApplyError::Plan(format!("cannot reach the target: {e}")))?;
     if identity != plan.target {
         return Err(ApplyError::Refused(format!(
             "the job now reaches {} but the plan was made against {}",

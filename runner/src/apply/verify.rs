@@ -171,10 +171,16 @@ pub struct Residue {
 }
 
 /// The identifying values a run removed, as keyed hashes.
+///
+/// A million erased customers leave a few million values to look for, so
+/// the set is kept compact: each value is the first 128 bits of its keyed
+/// MAC (a false match needs a collision among 2^64 pairs) in a sorted,
+/// deduplicated vector, 16 bytes a value, where a hash set of full MACs
+/// took about 60.
 #[derive(Debug, Default)]
 pub struct Needles {
-    folded: HashSet<[u8; 32]>,
-    digits: HashSet<[u8; 32]>,
+    folded: Vec<u128>,
+    digits: Vec<u128>,
 }
 
 impl Needles {
@@ -185,6 +191,29 @@ impl Needles {
     pub fn len(&self) -> usize {
         self.folded.len() + self.digits.len()
     }
+
+    /// Sorts and deduplicates, once every value is in.
+    fn seal(&mut self) {
+        for v in [&mut self.folded, &mut self.digits] {
+            v.sort_unstable();
+            v.dedup();
+            v.shrink_to_fit();
+        }
+    }
+
+    fn has_folded(&self, mac: [u8; 32]) -> bool {
+        self.folded.binary_search(&short(mac)).is_ok()
+    }
+
+    fn has_digits(&self, mac: [u8; 32]) -> bool {
+        self.digits.binary_search(&short(mac)).is_ok()
+    }
+}
+
+fn short(mac: [u8; 32]) -> u128 {
+    let mut head = [0u8; 16];
+    head.copy_from_slice(&mac[..16]);
+    u128::from_le_bytes(head)
 }
 
 /// Identifying columns by table: (column, is a phone).
@@ -244,16 +273,17 @@ pub fn needles(
         }
         Ok(())
     })?;
+    n.seal();
     Ok(n)
 }
 
 fn add(n: &mut Needles, s: &Strategist, text: &str, phone: bool) {
     if phone {
         if let Some(d) = Normalization::Digits.apply(text) {
-            n.digits.insert(s.mac_text(&d));
+            n.digits.push(short(s.mac_text(&d)));
         }
     } else if let Some(f) = Normalization::Folded.apply(text) {
-        n.folded.insert(s.mac_text(&f));
+        n.folded.push(short(s.mac_text(&f)));
     }
 }
 
@@ -301,11 +331,11 @@ pub async fn trace_scan(
         let d = Normalization::Digits
             .apply(text)
             .filter(|d| d.len() >= 6)
-            .is_some_and(|d| needles.digits.contains(&strategist.mac_text(&d)));
+            .is_some_and(|d| needles.has_digits(strategist.mac_text(&d)));
         let f = !phone_only
             && Normalization::Folded
                 .apply(text)
-                .is_some_and(|f| needles.folded.contains(&strategist.mac_text(&f)));
+                .is_some_and(|f| needles.has_folded(strategist.mac_text(&f)));
         d || f
     };
     // (table, key column, [(column, free text)])

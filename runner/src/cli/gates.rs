@@ -397,10 +397,14 @@ async fn typed_matches(cx: &Context, field: &str, typed: &str) -> Result<bool, S
     let email = f
         .and_then(|f| f.category.as_ref())
         .is_some_and(|c| c.0.starts_with("contact.email"));
-    let (mut conn, target) =
-        crate::target::open(&cx.loaded.job.target, model.timezone.clone(), true)
-            .await
-            .map_err(|e| format!("cannot reach the target: {e}"))?;
+    let (mut conn, target) = crate::target::open(
+        &cx.loaded.job.target,
+        model.timezone.clone(),
+        true,
+        crate::target::job_dir(&cx.loaded.plan.job_file),
+    )
+    .await
+    .map_err(|e| format!("cannot reach the target: {e}"))?;
     let key = cx
         .ledger
         .hash_key(&target.key())

@@ -12,6 +12,7 @@ use crate::diag::{self, Diagnostic, Format, TextStyle};
 use crate::spec::schema::{SchemaKind, render};
 use crate::validate::Workspace;
 
+mod connectors;
 mod demo;
 pub(crate) mod gates;
 mod plan;
@@ -107,6 +108,12 @@ enum Command {
     Status(runs::StatusArgs),
     /// Release a stale run lock (a run whose process is gone).
     Unlock(runs::UnlockArgs),
+    /// List the connectors: built in, and the plugins found in LETHE_PLUGIN_PATH.
+    ///
+    /// Each with its version, the plugin ABI version it speaks and its
+    /// capabilities. A library in a plugin folder that cannot be loaded is
+    /// listed with the reason.
+    Connectors(connectors::ConnectorsArgs),
     /// Build a demo retail system in a temporary SQLite file and walk through a job.
     Demo(demo::DemoArgs),
     /// Print the JSON Schema of a format (also committed in schemas/).
@@ -129,6 +136,7 @@ pub struct Ctx {
 /// Runs the command line and returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    init_log();
     let color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -157,7 +165,22 @@ pub fn run() -> ExitCode {
         Command::History(args) => block_on(runs::history(&ctx, args)),
         Command::Status(args) => block_on(runs::status(&ctx, args)),
         Command::Unlock(args) => block_on(runs::unlock(&ctx, args)),
+        Command::Connectors(args) => connectors::run(&args),
     }
+}
+
+/// Logs (lethe's and its plugins') go to stderr, filtered by `LETHE_LOG`
+/// (or `RUST_LOG`), e.g. `LETHE_LOG=lethe::plugin=debug`; warnings and
+/// errors by default.
+fn init_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init();
 }
 
 fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {

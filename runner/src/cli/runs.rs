@@ -209,6 +209,7 @@ pub async fn restore(_ctx: &Ctx, args: RestoreArgs) -> ExitCode {
         &loaded.job.target,
         loaded.model.model.timezone.clone(),
         false,
+        crate::target::job_dir(&loaded.plan.job_file),
     )
     .await
     {

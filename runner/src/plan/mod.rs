@@ -135,6 +135,31 @@ pub fn selection(
     })
 }
 
+/// What a job needs of its connector beyond rows: (named SQL criteria,
+/// named SQL checks). `None` when the selection does not resolve (the
+/// validator reports that on its own).
+pub fn required_capabilities(job: &JobFile) -> Option<(bool, bool)> {
+    let model = &job.model.model;
+    let j = &job.job;
+    let tz = model
+        .timezone
+        .as_deref()
+        .and_then(|t| TimeZone::get(t).ok())
+        .unwrap_or(TimeZone::UTC);
+    let clock = Clock::new(Timestamp::now(), tz);
+    let r = Resolver::new(model, &clock);
+    let s = selection(
+        &r,
+        &j.selection.filter,
+        &j.guards,
+        j.selection.entity.as_str(),
+        &j.action,
+    )
+    .ok()?;
+    let sql = s.filter.uses_sql() || s.flags.iter().any(|(c, _)| c.uses_sql());
+    Some((sql, !s.blocks.is_empty()))
+}
+
 /// Makes the plan of a validated job against an open target.
 pub async fn plan(
     job: &JobFile,

@@ -44,6 +44,14 @@ impl JobFile {
     pub fn path(&self) -> &Path {
         &self.doc.file.path
     }
+
+    /// The folder the job file is in (paths in a job start from it).
+    pub fn dir(&self) -> &Path {
+        self.path()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
 }
 
 /// A file that passed validation.

@@ -963,41 +963,73 @@ fn check_categories<'m>(
     }
 }
 
+/// A plugin that lacks what the job uses (named SQL criteria or checks)
+/// is reported now rather than when someone plans.
+fn check_capabilities(out: &mut Out<'_>, j: &JobFile, info: &lethe_connector::ConnectorInfo) {
+    let Some((sql, checks)) = crate::plan::required_capabilities(j) else {
+        return;
+    };
+    let mut missing = Vec::new();
+    if sql && !info.capabilities.sql_criteria {
+        missing.push("named SQL criteria");
+    }
+    if checks && !info.capabilities.sql_checks {
+        missing.push("named SQL checks (`block_if`)");
+    }
+    if !missing.is_empty() {
+        let d = out.at(
+            "/target/connector",
+            "unsupported-by-connector",
+            format!(
+                "the connector `{}` does not support {}, which this job uses",
+                info.name,
+                missing.join(" or ")
+            ),
+        );
+        d.help = Some(
+            "write the selection with fields and relations of the system model, which every connector supports".into(),
+        );
+    }
+}
+
 fn check_connector(out: &mut Out<'_>, j: &JobFile) {
     let t = &j.job.target;
     match &t.connector {
         ConnectorRef::Plugin(name) => {
-            let looks_like_path = name.contains('/');
-            if looks_like_path {
-                let base = j.path().parent().unwrap_or(std::path::Path::new("."));
-                if !base.join(name).exists() {
-                    out.at(
-                        "/target/connector",
-                        "unknown-connector",
-                        format!("no plugin library at `{name}`"),
-                    )
-                    .help = Some("a plugin path is relative to the job file".into());
-                }
-            } else {
-                let builtin = ["sqlite", "postgres", "mysql"];
-                let in_path = std::env::var_os("LETHE_PLUGIN_PATH").is_some_and(|p| {
-                    std::env::split_paths(&p).any(|d| {
-                        ["so", "dylib", "dll"].iter().any(|ext| {
-                            d.join(format!("lib{}.{ext}", name.replace('-', "_")))
-                                .exists()
-                                || d.join(format!("{name}.{ext}")).exists()
-                        })
+            let base = j.path().parent().unwrap_or(std::path::Path::new("."));
+            let loaded = crate::plugin::locate(name, Some(base)).and_then(|p| {
+                if p.exists() {
+                    crate::plugin::load(&p)
+                } else {
+                    Err(crate::plugin::PluginError::Load {
+                        path: p,
+                        message: "no such file".into(),
                     })
-                });
-                if !in_path {
+                }
+            });
+            match loaded {
+                Ok(plugin) => check_capabilities(out, j, &plugin.info),
+                Err(crate::plugin::PluginError::NotFound { searched, .. }) => {
                     let d = out.at(
                         "/target/connector",
                         "unknown-connector",
                         format!("no connector named `{name}`"),
                     );
-                    d.help = Some(match suggest::closest(name, builtin) {
-                        Some(c) => format!("did you mean `{c}`?"),
-                        None => "built in are `sqlite`, `postgres` and `mysql`; plugins are found by path or in the folders of LETHE_PLUGIN_PATH".into(),
+                    d.help = Some(
+                        match suggest::closest(name, ["sqlite", "postgres", "mysql"]) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!(
+                                "built in are `sqlite`, `postgres` and `mysql`; plugins are found by path or in the folders of LETHE_PLUGIN_PATH (searched: {searched})"
+                            ),
+                        },
+                    );
+                }
+                Err(e) => {
+                    let d = out.at("/target/connector", "unknown-connector", e.to_string());
+                    d.help = Some(if crate::plugin::is_path(name) {
+                        "a plugin path is relative to the job file; `lethe connectors` lists the plugins lethe can load".into()
+                    } else {
+                        "`lethe connectors` lists the plugins lethe can load".into()
                     });
                 }
             }

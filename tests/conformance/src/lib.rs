@@ -44,21 +44,31 @@ pub enum Backend {
     Sqlite,
     Postgres,
     Mysql,
+    /// The SQLite connector built as a plugin (`lethe-sqlite-plugin`),
+    /// loaded from its cdylib: every request crosses the plugin ABI.
+    SqlitePlugin,
 }
 
 impl Backend {
-    /// The connector's name in a job's `target.connector`.
-    pub fn connector(self) -> &'static str {
+    /// The connector in a job's `target.connector`: a name, or for the
+    /// plugin the path of its library.
+    pub fn connector(self) -> String {
         match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            Backend::Mysql => "mysql",
+            Backend::Sqlite => "sqlite".into(),
+            Backend::Postgres => "postgres".into(),
+            Backend::Mysql => "mysql".into(),
+            Backend::SqlitePlugin => plugin_library("lethe_sqlite_plugin").display().to_string(),
         }
+    }
+
+    /// Whether the database is a SQLite file (directly or through the plugin).
+    pub fn is_sqlite(self) -> bool {
+        matches!(self, Backend::Sqlite | Backend::SqlitePlugin)
     }
 
     pub fn engine(self) -> Engine {
         match self {
-            Backend::Sqlite => Engine::Sqlite,
+            Backend::Sqlite | Backend::SqlitePlugin => Engine::Sqlite,
             Backend::Postgres => Engine::Postgres,
             Backend::Mysql => Engine::Mysql,
         }
@@ -66,7 +76,7 @@ impl Backend {
 
     fn server(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Backend::Sqlite => None,
+            Backend::Sqlite | Backend::SqlitePlugin => None,
             Backend::Postgres => Some((
                 "PostgreSQL",
                 "LETHE_TEST_POSTGRES_URL",
@@ -79,6 +89,26 @@ impl Backend {
             )),
         }
     }
+}
+
+/// A plugin library cargo built for this test run: the conformance crate
+/// has the plugin crates as dev-dependencies, so `cargo test` builds their
+/// cdylibs next to the test binary's dependencies (`target/<profile>/deps`).
+pub fn plugin_library(crate_name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let file = format!(
+        "{}{crate_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = deps.join(&file);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test -p lethe-conformance` builds it",
+        path.display()
+    );
+    path
 }
 
 /// Whether `LETHE_REQUIRE_SERVERS=1`: a missing server fails instead of
@@ -139,7 +169,7 @@ async fn reachable(backend: Backend) -> Result<String, String> {
 }
 
 /// `scheme://user@host:port/old?query` → `scheme://user@host:port/name?query`.
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -174,7 +204,7 @@ impl TestDb {
     pub async fn new(backend: Backend) -> Option<TestDb> {
         let dir = tempfile::tempdir().unwrap();
         let url = match backend {
-            Backend::Sqlite => {
+            Backend::Sqlite | Backend::SqlitePlugin => {
                 let path = dir.path().join("target.db");
                 let opts = sqlx::sqlite::SqliteConnectOptions::new()
                     .filename(&path)
@@ -222,7 +252,7 @@ impl TestDb {
         spec.seed = 7;
         spec.mixed_time_formats = false;
         match backend {
-            Backend::Sqlite => {
+            Backend::Sqlite | Backend::SqlitePlugin => {
                 let path = db.url.trim_start_matches("sqlite://");
                 std::fs::remove_file(path).unwrap();
                 lethe::demo::generate(Path::new(path), &spec).await.unwrap();
@@ -250,7 +280,7 @@ impl TestDb {
             .map(|s| s.trim().trim_end_matches(';').to_owned())
             .collect();
         match self.backend {
-            Backend::Sqlite => {
+            Backend::Sqlite | Backend::SqlitePlugin => {
                 let o = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).unwrap();
                 let mut c = sqlx::SqliteConnection::connect_with(&o).await.unwrap();
                 for s in statements {
@@ -302,6 +332,18 @@ impl TestDb {
                     .unwrap(),
             ),
             Backend::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await.unwrap()),
+            Backend::SqlitePlugin => {
+                let plugin = lethe::plugin::load(&plugin_library("lethe_sqlite_plugin")).unwrap();
+                Box::new(
+                    lethe::plugin::PluginConnector::open(
+                        plugin,
+                        &options,
+                        lethe::plugin::DEFAULT_TIMEOUT,
+                    )
+                    .await
+                    .unwrap(),
+                )
+            }
         };
         c
     }
@@ -345,7 +387,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if self.backend == Backend::Sqlite {
+        if self.backend.is_sqlite() {
             return;
         }
         // Drop runs inside the test's runtime, which cannot block on its
@@ -470,7 +512,8 @@ pub fn shared_snapshots() -> insta::Settings {
 }
 
 /// One test per body and backend: `conformance!(a, b)` makes
-/// `sqlite::a`, `postgres::a`, `mysql::a`, `sqlite::b`, …, each calling
+/// `sqlite::a`, `postgres::a`, `mysql::a`, `sqlite_plugin::a`,
+/// `sqlite::b`, …, each calling
 /// `a(db)` with a fresh [`TestDb`] (or skipping, see [`TestDb::new`]).
 /// Bodies take a `TestDb` and whatever setup they need (demo data,
 /// fixtures) they do themselves.
@@ -480,6 +523,7 @@ macro_rules! conformance {
         $crate::conformance!(@backend sqlite, Sqlite; $($body),*);
         $crate::conformance!(@backend postgres, Postgres; $($body),*);
         $crate::conformance!(@backend mysql, Mysql; $($body),*);
+        $crate::conformance!(@backend sqlite_plugin, SqlitePlugin; $($body),*);
     };
     (@backend $module:ident, $backend:ident; $($body:ident),*) => {
         mod $module {

@@ -45,7 +45,7 @@ fn model(tz: &str) -> SystemModel {
 /// case- and accent-insensitive collation.
 fn tables(backend: Backend) -> &'static str {
     match backend {
-        Backend::Sqlite => {
+        Backend::Sqlite | Backend::SqlitePlugin => {
             "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, score INTEGER, seen TEXT);
 CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, amount INTEGER, placed TEXT);"
         }

@@ -1,0 +1,238 @@
+//! The plugin boundary when a plugin misbehaves: a wrong ABI version, a
+//! file that is not a plugin, a panic, malformed JSON, a hang. Each is a
+//! lethe error naming the plugin (and the call), never an abort; and
+//! `lethe connectors` lists what it finds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lethe::plugin::{self, PluginConnector, PluginError};
+use lethe_conformance::plugin_library;
+use lethe_connector::{Cond, Connector, ErrorKind, OpenOptions, Select, Tally, Value};
+
+fn options(url: &str) -> OpenOptions {
+    OpenOptions {
+        url: url.to_owned(),
+        timezone: None,
+        read_only: false,
+    }
+}
+
+async fn open(library: &str, url: &str, timeout: Duration) -> PluginConnector {
+    let p = plugin::load(&plugin_library(library)).unwrap();
+    PluginConnector::open(p, &options(url), timeout)
+        .await
+        .unwrap()
+}
+
+fn everything() -> Select {
+    Select {
+        table: "t".into(),
+        columns: vec!["id".into()],
+        flags: Vec::new(),
+        filter: Cond::True,
+        order_by: Vec::new(),
+        limit: None,
+    }
+}
+
+#[test]
+fn a_plugin_of_another_abi_version_is_refused() {
+    let e = plugin::load(&plugin_library("lethe_test_plugin_old_abi")).unwrap_err();
+    assert!(matches!(e, PluginError::Abi { found: 9999, .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("ABI version 9999"), "{text}");
+    assert!(text.contains("rebuild the plugin"), "{text}");
+}
+
+#[test]
+fn a_file_that_is_not_a_plugin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, "not a library at all").unwrap();
+    let e = plugin::load(&fake).unwrap_err();
+    assert!(matches!(e, PluginError::NotAPlugin { .. }), "{e:?}");
+    assert!(e.to_string().contains("not a shared library"), "{e}");
+
+    // A real shared library without the entry point.
+    let Some(libm) = system_library("libm.so.6") else {
+        eprintln!("skipped the libm case: no libm.so.6 found");
+        return;
+    };
+    let e = plugin::load(&libm).unwrap_err();
+    assert!(matches!(e, PluginError::NotAPlugin { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("does not export `lethe_connector_entry`"),
+        "{e}"
+    );
+}
+
+fn system_library(name: &str) -> Option<PathBuf> {
+    [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+        "/lib",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(name))
+    .find(|p| p.exists())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_plugin_is_an_error_naming_the_call() {
+    let mut c = open(
+        "lethe_test_plugin_misbehaving",
+        "misbehave:panic",
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    let e = c
+        .select(&everything(), &mut |r: Vec<Value>| {
+            rows.push(r);
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("plugin `misbehaving` panicked during `select`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("misbehaving on purpose during select"),
+        "{text}"
+    );
+    // The connection is not used again.
+    let again = c.rollback().await.unwrap_err();
+    assert!(again.to_string().contains("closed"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_plugin_ends_at_the_time_limit() {
+    let mut c = open(
+        "lethe_test_plugin_misbehaving",
+        "misbehave:hang",
+        Duration::from_millis(300),
+    )
+    .await;
+    let started = Instant::now();
+    let e = c
+        .tally(&Tally {
+            table: "t".into(),
+            filter: Cond::True,
+            counts: vec![None],
+        })
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(
+        e.to_string()
+            .contains("plugin `misbehaving` did not answer `tally` within 300 ms"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_from_a_plugin_is_an_error() {
+    let mut c = open("lethe_test_plugin_raw", "raw:", Duration::from_secs(30)).await;
+    let e = c.introspect().await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("plugin `raw` answered `introspect` with malformed JSON"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_error_keeps_its_kind_and_names_the_plugin() {
+    let p = plugin::load(&plugin_library("lethe_test_plugin_misbehaving")).unwrap();
+    let e = PluginConnector::open(p, &options("postgres://x"), Duration::from_secs(30))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
+    assert!(e.to_string().contains("want misbehave:HOW"), "{e}");
+    assert!(
+        e.to_string().contains("plugin `misbehaving`, `open`"),
+        "{e}"
+    );
+}
+
+fn lethe_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX))
+}
+
+#[test]
+fn lethe_connectors_lists_builtins_and_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    for lib in ["lethe_sqlite_plugin", "lethe_test_plugin_old_abi"] {
+        let src = plugin_library(lib);
+        std::fs::copy(&src, dir.path().join(src.file_name().unwrap())).unwrap();
+    }
+    let out = Command::new(lethe_binary())
+        .arg("connectors")
+        .env("LETHE_PLUGIN_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "postgres",
+        "built-in",
+        "liblethe_sqlite_plugin",
+        "ABI 1",
+        "sql criteria, sql checks, transactions",
+        "unusable:",
+        "ABI version 9999",
+    ] {
+        assert!(text.contains(want), "`{want}` missing from:\n{text}");
+    }
+    let out = Command::new(lethe_binary())
+        .args(["connectors", "--format", "json"])
+        .env("LETHE_PLUGIN_PATH", dir.path())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["connectors"].as_array().unwrap().len(), 4);
+    assert_eq!(json["unusable"].as_array().unwrap().len(), 1);
+}
+
+/// The plugin's own tracing events reach lethe's log (`LETHE_LOG`).
+#[test]
+fn plugin_logs_reach_lethe_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lethe_conformance::fixture::isp_model();
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "version: 1\nname: logs\nowner: dpo@example.com\ntarget:\n  system: {}\n  connector: {}\n  url: misbehave:error\nselection:\n  entity: customer\n  where: [{{ field: status, eq: inactive }}]\n  cap: 10\naction:\n  type: anonymize\n",
+            model.display(),
+            plugin_library("lethe_test_plugin_misbehaving").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(lethe_binary())
+        .current_dir(dir.path())
+        .args(["plan", "job.yaml"])
+        .env("LETHE_LOG", "lethe::plugin=info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("misbehaving plugin called"), "{err}");
+    assert!(err.contains("nothing here"), "{err}");
+}
