@@ -82,6 +82,19 @@ pub fn identify(connector: &ConnectorRef, url: &str) -> TargetRef {
                 .unwrap_or_else(|_| path.to_owned());
             format!("sqlite:{abs}")
         }
+        ConnectorRef::Plugin(_) if !url.contains("://") => {
+            // `scheme:path` (e.g. `csv:data`): the path made absolute, so
+            // the same folder is one target whatever the working directory.
+            match url.split_once(':') {
+                Some((scheme, path)) if !path.contains('@') => {
+                    match std::fs::canonicalize(Path::new(path)) {
+                        Ok(abs) => format!("{scheme}:{}", abs.display()),
+                        Err(_) => url.to_owned(),
+                    }
+                }
+                _ => "(unparsed url)".to_owned(),
+            }
+        }
         _ => strip_credentials(url),
     };
     TargetRef {

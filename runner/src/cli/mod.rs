@@ -65,7 +65,6 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Print the JSON Schema of a format (also committed in schemas/).
     /// Make a plan: a dry run that reads the target and changes nothing.
     ///
     /// The report shows what the job would do: records matched, ignored (and

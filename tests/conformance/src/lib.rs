@@ -18,6 +18,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
+pub mod csv;
 pub mod fixture;
 pub mod oracle;
 
@@ -47,6 +48,10 @@ pub enum Backend {
     /// The SQLite connector built as a plugin (`lethe-sqlite-plugin`),
     /// loaded from its cdylib: every request crosses the plugin ABI.
     SqlitePlugin,
+    /// `examples/plugin-csv`, loaded from its cdylib: a connector that is
+    /// not SQL. Its data are written as SQLite (a shadow file) and exported
+    /// to the CSV folder; it declares no named SQL criteria or checks.
+    Csv,
 }
 
 impl Backend {
@@ -58,17 +63,23 @@ impl Backend {
             Backend::Postgres => "postgres".into(),
             Backend::Mysql => "mysql".into(),
             Backend::SqlitePlugin => plugin_library("lethe_sqlite_plugin").display().to_string(),
+            Backend::Csv => plugin_library("lethe_plugin_csv").display().to_string(),
         }
     }
 
-    /// Whether the database is a SQLite file (directly or through the plugin).
-    pub fn is_sqlite(self) -> bool {
-        matches!(self, Backend::Sqlite | Backend::SqlitePlugin)
+    /// Whether the connector runs named SQL criteria and checks.
+    pub fn runs_sql(self) -> bool {
+        self != Backend::Csv
+    }
+
+    /// Whether the backend is a server (a database to create and drop).
+    pub fn is_server(self) -> bool {
+        matches!(self, Backend::Postgres | Backend::Mysql)
     }
 
     pub fn engine(self) -> Engine {
         match self {
-            Backend::Sqlite | Backend::SqlitePlugin => Engine::Sqlite,
+            Backend::Sqlite | Backend::SqlitePlugin | Backend::Csv => Engine::Sqlite,
             Backend::Postgres => Engine::Postgres,
             Backend::Mysql => Engine::Mysql,
         }
@@ -76,7 +87,7 @@ impl Backend {
 
     fn server(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Backend::Sqlite | Backend::SqlitePlugin => None,
+            Backend::Sqlite | Backend::SqlitePlugin | Backend::Csv => None,
             Backend::Postgres => Some((
                 "PostgreSQL",
                 "LETHE_TEST_POSTGRES_URL",
@@ -217,6 +228,21 @@ impl TestDb {
                     .unwrap();
                 format!("sqlite://{}", path.display())
             }
+            Backend::Csv => {
+                let shadow = dir.path().join("shadow.db");
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&shadow)
+                    .create_if_missing(true);
+                sqlx::SqliteConnection::connect_with(&opts)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+                    .unwrap();
+                let folder = dir.path().join("csv");
+                csv::export(&shadow, &folder).await;
+                format!("csv:{}", folder.display())
+            }
             _ => match reachable(backend).await {
                 Ok(server) => {
                     let name = format!(
@@ -257,6 +283,12 @@ impl TestDb {
                 std::fs::remove_file(path).unwrap();
                 lethe::demo::generate(Path::new(path), &spec).await.unwrap();
             }
+            Backend::Csv => {
+                let shadow = db.dir.path().join("shadow.db");
+                std::fs::remove_file(&shadow).unwrap();
+                lethe::demo::generate(&shadow, &spec).await.unwrap();
+                db.sync_csv().await;
+            }
             _ => {
                 lethe::demo::server::prepare(backend.engine(), &db.url, &spec)
                     .await
@@ -280,13 +312,24 @@ impl TestDb {
             .map(|s| s.trim().trim_end_matches(';').to_owned())
             .collect();
         match self.backend {
-            Backend::Sqlite | Backend::SqlitePlugin => {
-                let o = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).unwrap();
+            Backend::Sqlite | Backend::SqlitePlugin | Backend::Csv => {
+                let url = match self.backend {
+                    Backend::Csv => {
+                        csv::assert_unchanged(&self.csv_folder());
+                        format!("sqlite://{}", self.dir.path().join("shadow.db").display())
+                    }
+                    _ => self.url.clone(),
+                };
+                let o = sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap();
                 let mut c = sqlx::SqliteConnection::connect_with(&o).await.unwrap();
                 for s in statements {
                     c.execute(AssertSqlSafe(s.clone()))
                         .await
                         .unwrap_or_else(|e| panic!("{s}: {e}"));
+                }
+                drop(c);
+                if self.backend == Backend::Csv {
+                    self.sync_csv().await;
                 }
             }
             Backend::Postgres => {
@@ -332,8 +375,12 @@ impl TestDb {
                     .unwrap(),
             ),
             Backend::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await.unwrap()),
-            Backend::SqlitePlugin => {
-                let plugin = lethe::plugin::load(&plugin_library("lethe_sqlite_plugin")).unwrap();
+            Backend::SqlitePlugin | Backend::Csv => {
+                let name = match self.backend {
+                    Backend::Csv => "lethe_plugin_csv",
+                    _ => "lethe_sqlite_plugin",
+                };
+                let plugin = lethe::plugin::load(&plugin_library(name)).unwrap();
                 Box::new(
                     lethe::plugin::PluginConnector::open(
                         plugin,
@@ -379,6 +426,16 @@ impl TestDb {
         out
     }
 
+    /// The CSV backend's folder.
+    fn csv_folder(&self) -> PathBuf {
+        self.dir.path().join("csv")
+    }
+
+    /// Writes the shadow SQLite database out as the CSV folder.
+    async fn sync_csv(&self) {
+        csv::export(&self.dir.path().join("shadow.db"), &self.csv_folder()).await;
+    }
+
     /// Where job files go.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -387,7 +444,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if self.backend.is_sqlite() {
+        if !self.backend.is_server() {
             return;
         }
         // Drop runs inside the test's runtime, which cannot block on its
@@ -524,6 +581,7 @@ macro_rules! conformance {
         $crate::conformance!(@backend postgres, Postgres; $($body),*);
         $crate::conformance!(@backend mysql, Mysql; $($body),*);
         $crate::conformance!(@backend sqlite_plugin, SqlitePlugin; $($body),*);
+        $crate::conformance!(@backend csv, Csv; $($body),*);
     };
     (@backend $module:ident, $backend:ident; $($body:ident),*) => {
         mod $module {

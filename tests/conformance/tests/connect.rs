@@ -26,7 +26,7 @@ async fn open(backend: Backend, url: &str) -> Result<Box<dyn Connector>, Connect
     Ok(match backend {
         Backend::Postgres => Box::new(lethe_postgres::PostgresConnector::open(&options).await?),
         Backend::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await?),
-        Backend::Sqlite | Backend::SqlitePlugin => {
+        Backend::Sqlite | Backend::SqlitePlugin | Backend::Csv => {
             Box::new(lethe_sqlite::SqliteConnector::open(&options).await?)
         }
     })

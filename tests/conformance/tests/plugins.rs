@@ -236,3 +236,106 @@ fn plugin_logs_reach_lethe_log() {
     assert!(err.contains("misbehaving plugin called"), "{err}");
     assert!(err.contains("nothing here"), "{err}");
 }
+
+/// `examples/plugin-csv` as an integrator would use it: the library copied
+/// next to the job, named by a path relative to the job file, and the whole
+/// cycle through the `lethe` binary — validate, plan, apply (with its
+/// verification), restore.
+#[test]
+fn the_csv_plugin_runs_a_job_end_to_end() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugin-csv/demo");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for sub in ["data", "jobs", "plugins"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for f in [
+        "pos-csv.yaml",
+        "jobs/anonymize-lapsed.yaml",
+        "data/tables.toml",
+        "data/customers.csv",
+        "data/sales.csv",
+    ] {
+        std::fs::copy(demo.join(f), root.join(f)).unwrap();
+    }
+    std::fs::copy(
+        plugin_library("lethe_plugin_csv"),
+        root.join("plugins/liblethe_plugin_csv.so"),
+    )
+    .unwrap();
+    let original = std::fs::read_to_string(root.join("data/customers.csv")).unwrap();
+    let sales = std::fs::read_to_string(root.join("data/sales.csv")).unwrap();
+    let lethe = |args: &[&str]| {
+        let out = Command::new(lethe_binary())
+            .current_dir(root)
+            .args(args)
+            .env_remove("LETHE_PLUGIN_PATH")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    let (code, text) = lethe(&["validate", "jobs", "pos-csv.yaml"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = lethe(&["plan", "jobs/anonymize-lapsed.yaml", "-o", "plan.json"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("selected  3"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "csv:{}",
+            root.join("data").canonicalize().unwrap().display()
+        )),
+        "{text}"
+    );
+    // Planning changed nothing.
+    assert_eq!(
+        std::fs::read_to_string(root.join("data/customers.csv")).unwrap(),
+        original
+    );
+
+    let (code, text) = lethe(&["apply", "plan.json", "--yes"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Verification  passed"), "{text}");
+    let after = std::fs::read_to_string(root.join("data/customers.csv")).unwrap();
+    for gone in [
+        "João da Silva",
+        "123.456.789-09",
+        "joao.silva@example.com.br",
+        "3456-7890",
+        "Ana Lima",
+        "Pedro Alves",
+    ] {
+        assert!(!after.contains(gone), "`{gone}` is still in:\n{after}");
+    }
+    for kept in ["Maria Souza", "lucia@example.com.br", "2015-03-02 10:15:00"] {
+        assert!(after.contains(kept), "`{kept}` is gone from:\n{after}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("data/sales.csv")).unwrap(),
+        sales
+    );
+    // No temporary file or journal left behind.
+    let mut left: Vec<String> = std::fs::read_dir(root.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["customers.csv", "sales.csv", "tables.toml"]);
+
+    let backup = std::fs::read_dir(root.join(".lethe/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let (code, text) = lethe(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("data/customers.csv")).unwrap(),
+        original
+    );
+}
