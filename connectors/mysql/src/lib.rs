@@ -13,6 +13,7 @@
 
 mod introspect;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -20,8 +21,8 @@ use futures::TryStreamExt;
 use lethe_connector::plugin::PluginConnector;
 use lethe_connector::{
     Capabilities, Check, Cond, Connector, ConnectorError, ConnectorInfo, Delete, ErrorKind, Expr,
-    Insert, OpenOptions, Request, Result, RowSink, Schema, Select, Statement, Tally, TxMode,
-    Update, Value, scrub_values,
+    Insert, OpenOptions, Privilege, Request, Result, RowSink, Schema, Select, Statement, Tally,
+    TxMode, Update, Value, scrub_values,
 };
 use lethe_sql::{Catalog, Mysql};
 use sqlx::mysql::{
@@ -523,6 +524,41 @@ impl Connector for MysqlConnector {
                 .map_err(|e| e.needs("INSERT", &insert.table))?;
         }
         Ok(n)
+    }
+
+    async fn privileges(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<Privilege>>>> {
+        // Global, database and table grants of the current account, as
+        // information_schema shows them to it (roles granted to it are
+        // not followed).
+        const GRANTEE: &str = "SET @lethe_grantee = CONCAT('''', \
+             SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+             SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+        const SQL: &str = "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
+             WHERE GRANTEE = @lethe_grantee \
+             UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES \
+             WHERE GRANTEE = @lethe_grantee AND TABLE_SCHEMA = DATABASE() \
+             UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES \
+             WHERE GRANTEE = @lethe_grantee AND TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+        sqlx::query(GRANTEE)
+            .execute(&mut self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut rows = Vec::new();
+        for t in tables {
+            if self.schema.table(t).is_none() {
+                continue;
+            }
+            let found: Vec<String> = sqlx::query_scalar(SQL)
+                .bind(t)
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(map_err)?;
+            rows.extend(found.into_iter().map(|p| (t.clone(), p)));
+        }
+        Ok(Some(Privilege::by_table(rows)))
     }
 
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {

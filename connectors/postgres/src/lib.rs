@@ -13,6 +13,7 @@
 
 mod introspect;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -20,8 +21,8 @@ use futures::TryStreamExt;
 use lethe_connector::plugin::PluginConnector;
 use lethe_connector::{
     Capabilities, Check, Connector, ConnectorError, ConnectorInfo, Delete, ErrorKind, Insert,
-    OpenOptions, Request, Result, RowSink, Schema, Select, Statement, Tally, TxMode, Update, Value,
-    scrub_values,
+    OpenOptions, Privilege, Request, Result, RowSink, Schema, Select, Statement, Tally, TxMode,
+    Update, Value, scrub_values,
 };
 use lethe_sql::{Catalog, Postgres};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
@@ -375,6 +376,25 @@ impl Connector for PostgresConnector {
                 .map_err(|e| e.needs("INSERT", &insert.table))?;
         }
         Ok(n)
+    }
+
+    async fn privileges(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<Privilege>>>> {
+        // has_table_privilege covers grants to the user, to its roles and
+        // to PUBLIC; tables that do not exist are left out.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t, p FROM unnest($1::text[]) AS t \
+             CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p \
+             WHERE to_regclass(quote_ident(t)) IS NOT NULL \
+               AND has_table_privilege(quote_ident(t), p)",
+        )
+        .bind(tables)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(map_err)?;
+        Ok(Some(Privilege::by_table(rows)))
     }
 
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{ConnectorError, ErrorKind, Result, scrub_values};
 pub use request::{
     AggFunc, Check, CmpOp, Cond, Delete, Expr, Insert, Instant, Join, Name, Normalization,
-    ParamType, Request, Response, Select, Tally, TxMode, Update,
+    ParamType, Privilege, Request, Response, Select, Tally, TxMode, Update,
 };
 pub use schema::{Column, ColumnKind, ForeignKey, Schema, Table};
 pub use value::Value;
@@ -125,6 +125,16 @@ pub trait Connector: Send {
     /// Inserts rows; returns how many.
     async fn insert(&mut self, insert: &Insert) -> Result<u64>;
 
+    /// The privileges the connection has on each of `tables` (those that
+    /// exist), for `lethe validate --online`; `None` when the connector
+    /// cannot tell (the default).
+    async fn privileges(
+        &mut self,
+        _tables: &[Name],
+    ) -> Result<Option<std::collections::BTreeMap<Name, Vec<Privilege>>>> {
+        Ok(None)
+    }
+
     /// The statements a request would run, with their parameters, for
     /// `lethe explain` (SQL connectors; others return `None`).
     fn explain(&self, _request: &Request) -> Option<Vec<Statement>> {
@@ -178,6 +188,9 @@ pub async fn dispatch(
         },
         Request::Insert(i) => Response::Affected {
             rows: connector.insert(i).await?,
+        },
+        Request::Privileges { tables } => Response::Privileges {
+            granted: connector.privileges(tables).await?,
         },
     })
 }

@@ -336,12 +336,69 @@ pub enum TxMode {
     ReadWrite,
 }
 
+/// A privilege on a table, as `lethe validate --online` checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Privilege {
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Privilege {
+    pub const ALL: [Privilege; 4] = [
+        Privilege::Select,
+        Privilege::Insert,
+        Privilege::Update,
+        Privilege::Delete,
+    ];
+
+    /// A privilege by its SQL keyword (any case).
+    pub fn parse(keyword: &str) -> Option<Privilege> {
+        Privilege::ALL
+            .into_iter()
+            .find(|p| p.sql().eq_ignore_ascii_case(keyword.trim()))
+    }
+
+    /// Privileges by table from (table, keyword) rows, as catalogs list them.
+    pub fn by_table(
+        rows: impl IntoIterator<Item = (String, String)>,
+    ) -> BTreeMap<Name, Vec<Privilege>> {
+        let mut out: BTreeMap<Name, Vec<Privilege>> = BTreeMap::new();
+        for (table, keyword) in rows {
+            if let Some(p) = Privilege::parse(&keyword) {
+                let v = out.entry(table).or_default();
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        for v in out.values_mut() {
+            v.sort();
+        }
+        out
+    }
+
+    /// The SQL keyword.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Privilege::Select => "SELECT",
+            Privilege::Insert => "INSERT",
+            Privilege::Update => "UPDATE",
+            Privilege::Delete => "DELETE",
+        }
+    }
+}
+
 /// Every request, as one type (what crosses the plugin ABI).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Introspect,
-    Begin { mode: TxMode },
+    Begin {
+        mode: TxMode,
+    },
     Commit,
     Rollback,
     Select(Select),
@@ -350,6 +407,10 @@ pub enum Request {
     Update(Update),
     Delete(Delete),
     Insert(Insert),
+    /// The privileges the connection has on these tables.
+    Privileges {
+        tables: Vec<Name>,
+    },
 }
 
 impl Request {
@@ -366,6 +427,7 @@ impl Request {
             Request::Update(_) => "update",
             Request::Delete(_) => "delete",
             Request::Insert(_) => "insert",
+            Request::Privileges { .. } => "privileges",
         }
     }
 }
@@ -376,7 +438,17 @@ impl Request {
 pub enum Response {
     Schema(crate::schema::Schema),
     Done,
-    Counts { counts: Vec<u64> },
-    Check { found: bool },
-    Affected { rows: u64 },
+    Counts {
+        counts: Vec<u64>,
+    },
+    Check {
+        found: bool,
+    },
+    Affected {
+        rows: u64,
+    },
+    /// Privileges by table; `None`: the connector cannot tell.
+    Privileges {
+        granted: Option<BTreeMap<Name, Vec<Privilege>>>,
+    },
 }

@@ -8,6 +8,7 @@
 
 mod instant;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ use futures::TryStreamExt;
 use lethe_connector::plugin::PluginConnector;
 use lethe_connector::{
     Capabilities, Check, Column, ColumnKind, Connector, ConnectorError, ConnectorInfo, Delete,
-    ErrorKind, ForeignKey, Insert, OpenOptions, Request, Result, RowSink, Schema, Select,
-    Statement, Table, Tally, TxMode, Update, Value,
+    ErrorKind, ForeignKey, Insert, OpenOptions, Privilege, Request, Result, RowSink, Schema,
+    Select, Statement, Table, Tally, TxMode, Update, Value,
 };
 use lethe_sql::Sqlite;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
@@ -28,6 +29,9 @@ pub struct SqliteConnector {
     conn: SqliteConnection,
     in_tx: bool,
     dialect: Sqlite,
+    /// Opened for writing, on a file the process may write: SQLite has no
+    /// users, so its "privileges" are the file's.
+    writable: bool,
 }
 
 impl SqliteConnector {
@@ -46,6 +50,8 @@ impl SqliteConnector {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let shown = opts.get_filename().display().to_string();
+        let writable = !options.read_only
+            && std::fs::metadata(opts.get_filename()).is_ok_and(|m| !m.permissions().readonly());
         if !opts.get_filename().exists() {
             return Err(ConnectorError::new(
                 ErrorKind::Connect,
@@ -88,6 +94,7 @@ impl SqliteConnector {
             conn,
             in_tx: false,
             dialect: Sqlite { zoned },
+            writable,
         })
     }
 
@@ -423,6 +430,30 @@ impl Connector for SqliteConnector {
             n += self.run(&s).await?;
         }
         Ok(n)
+    }
+
+    async fn privileges(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<Privilege>>>> {
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+                    .bind(t)
+                    .fetch_optional(&mut self.conn)
+                    .await
+                    .map_err(map_err)?;
+            if exists.is_some() {
+                let ps = if self.writable {
+                    Privilege::ALL.to_vec()
+                } else {
+                    vec![Privilege::Select]
+                };
+                out.insert(t.clone(), ps);
+            }
+        }
+        Ok(Some(out))
     }
 
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {

@@ -64,6 +64,12 @@ enum Command {
         /// annotations in GitHub Actions.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also connect to each valid job's target and check that its users
+        /// hold the privileges planning (SELECT) and applying (UPDATE,
+        /// DELETE, INSERT where the action needs them) require, before
+        /// anyone approves a plan that cannot run.
+        #[arg(long)]
+        online: bool,
     },
     /// Make a plan: a dry run that reads the target and changes nothing.
     ///
@@ -148,7 +154,11 @@ pub fn run() -> ExitCode {
         hints: std::io::stderr().is_terminal(),
     };
     match cli.command {
-        Command::Validate { paths, format } => validate(&paths, format, color),
+        Command::Validate {
+            paths,
+            format,
+            online,
+        } => validate(&paths, format, color, online),
         Command::Schema { kind } => {
             print(&render(kind));
             ExitCode::SUCCESS
@@ -193,6 +203,15 @@ fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
     }
 }
 
+fn block_on_value<T, F: std::future::Future<Output = T>>(f: F) -> Result<T, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 /// Prints `error: message` on stderr; exit code 1.
 pub fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
@@ -210,9 +229,26 @@ pub fn print_diagnostics(ctx: &Ctx, ds: &[Diagnostic]) {
     }
 }
 
-fn validate(paths: &[PathBuf], format: Format, color: bool) -> ExitCode {
+fn validate(paths: &[PathBuf], format: Format, color: bool, online: bool) -> ExitCode {
     let ws = Workspace::default();
-    let report = ws.validate_paths(paths);
+    let mut report = ws.validate_paths(paths);
+    if online {
+        let jobs = std::mem::take(&mut report.jobs);
+        let found = block_on_value(async {
+            let mut out = Vec::new();
+            for path in jobs {
+                if let Ok(job) = ws.load_job(&path) {
+                    out.extend(crate::validate::online::check(&job).await);
+                }
+            }
+            out
+        });
+        match found {
+            Ok(mut ds) => report.diagnostics.append(&mut ds),
+            Err(e) => return fail(&e),
+        }
+        report.diagnostics.sort_by_key(Diagnostic::sort_key);
+    }
     let style = TextStyle {
         color,
         width: terminal_width(),

@@ -160,6 +160,26 @@ pub fn required_capabilities(job: &JobFile) -> Option<(bool, bool)> {
     Some((sql, !s.blocks.is_empty()))
 }
 
+/// Privileges by table.
+pub type Grants =
+    std::collections::BTreeMap<String, std::collections::BTreeSet<lethe_connector::Privilege>>;
+
+/// The tables a job reads (every table of its model) and the privileges
+/// applying it needs beyond reading, by table. `None` when the job does not
+/// resolve (the validator reports that on its own).
+pub fn privileges_needed(job: &JobFile) -> Option<(Vec<String>, Grants)> {
+    let model = &job.model.model;
+    let clock = Clock::new(Timestamp::now(), TimeZone::UTC);
+    let r = Resolver::new(model, &clock);
+    let ename = job.job.selection.entity.as_str();
+    let root = r.entity(ename).ok()?.table.clone();
+    let w = work::work(&r, ename, &job.job.action).ok()?;
+    let mut read: Vec<String> = model.entities.values().map(|e| e.table.clone()).collect();
+    read.sort();
+    read.dedup();
+    Some((read, w.writes(&root)))
+}
+
 /// Makes the plan of a validated job against an open target.
 pub async fn plan(
     job: &JobFile,

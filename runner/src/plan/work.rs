@@ -2,7 +2,9 @@
 //! selected keys. The planner counts these sets; apply changes them; one
 //! description serves both so the plan and the run cannot disagree.
 
-use lethe_connector::{Cond, Join, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+use lethe_connector::{Cond, Join, Privilege, Value};
 
 use super::resolve::{Resolver, Unknown};
 use crate::spec::job::{Action, Scope};
@@ -494,5 +496,62 @@ pub fn json_value(v: &serde_json::Value) -> Value {
             .unwrap_or(Value::Null),
         serde_json::Value::String(s) => Value::Text(s.clone()),
         other => Value::Text(other.to_string()),
+    }
+}
+
+impl Work {
+    /// The privileges applying this work needs beyond reading, by table:
+    /// `root` is the selected entity's table.
+    pub fn writes(&self, root: &str) -> BTreeMap<String, BTreeSet<Privilege>> {
+        let mut out: BTreeMap<String, BTreeSet<Privilege>> = BTreeMap::new();
+        let mut add = |t: &str, p: Privilege| {
+            out.entry(t.to_owned()).or_default().insert(p);
+        };
+        match self {
+            Work::Anonymize { tables } => {
+                for t in tables {
+                    add(&t.rows.table, Privilege::Update);
+                }
+            }
+            Work::Delete {
+                root: deletes_root,
+                delete,
+                nullify,
+            } => {
+                if *deletes_root {
+                    add(root, Privilege::Delete);
+                }
+                for t in delete {
+                    add(&t.table, Privilege::Delete);
+                }
+                for t in nullify {
+                    add(&t.table, Privilege::Update);
+                }
+            }
+            Work::Deactivate {
+                set,
+                insert,
+                unlink,
+                delete,
+                cascade,
+            } => {
+                if !set.is_empty() {
+                    add(root, Privilege::Update);
+                }
+                for i in insert {
+                    add(&i.table, Privilege::Insert);
+                }
+                for t in unlink {
+                    add(&t.table, Privilege::Update);
+                }
+                for t in delete {
+                    add(&t.table, Privilege::Delete);
+                }
+                for c in cascade {
+                    add(&c.table, Privilege::Update);
+                }
+            }
+        }
+        out
     }
 }

@@ -8,6 +8,7 @@
 //! a plugin the guarantee that its handle is only ever used from one
 //! thread.
 
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -17,7 +18,8 @@ use async_trait::async_trait;
 use lethe_connector::plugin::{Buffer, Status};
 use lethe_connector::{
     Check, Connector, ConnectorError, ConnectorInfo, Delete, ErrorKind, Insert, OpenOptions,
-    Request, Response, Result, RowSink, Schema, Select, Tally, TxMode, Update, Value, scrub_values,
+    Privilege, Request, Response, Result, RowSink, Schema, Select, Tally, TxMode, Update, Value,
+    scrub_values,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -372,6 +374,22 @@ impl Connector for PluginConnector {
     async fn insert(&mut self, insert: &Insert) -> Result<u64> {
         affected(self, Request::Insert(insert.clone()), "insert").await
     }
+
+    async fn privileges(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Option<BTreeMap<String, Vec<Privilege>>>> {
+        let request = Request::Privileges {
+            tables: tables.to_vec(),
+        };
+        match self.call(&request, None).await {
+            Ok(Response::Privileges { granted }) => Ok(granted),
+            Ok(other) => Err(unexpected(self.name(), "privileges", &other)),
+            // A plugin older than this request cannot tell.
+            Err(e) if e.kind == ErrorKind::Unsupported => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 async fn affected(c: &mut PluginConnector, request: Request, call: &str) -> Result<u64> {
@@ -387,6 +405,7 @@ fn unexpected(name: &str, call: &str, got: &Response) -> ConnectorError {
         Response::Done => "`done`",
         Response::Counts { .. } => "counts",
         Response::Check { .. } => "a check result",
+        Response::Privileges { .. } => "privileges",
         Response::Affected { .. } => "a row count",
     };
     ConnectorError::new(

@@ -6,6 +6,7 @@
 //! `file:line:col`; a later step runs only when the earlier ones passed, so
 //! one mistake is never reported three times.
 
+pub mod online;
 mod registry;
 mod schema;
 mod semantic;
@@ -356,6 +357,7 @@ impl Workspace {
     /// Validates files and folders (recursively, `*.yaml` and `*.yml`).
     pub fn validate_paths(&self, paths: &[PathBuf]) -> Report {
         let mut diagnostics = Vec::new();
+        let mut jobs = Vec::new();
         let mut files = Vec::new();
         for p in paths {
             match collect(p) {
@@ -407,6 +409,7 @@ impl Workspace {
                     }
                 }
                 Ok(Validated::Job(j)) => {
+                    jobs.push(j.path().to_path_buf());
                     let dir = j.path().parent().map(Path::to_path_buf).unwrap_or_default();
                     job_names
                         .entry((dir, j.job.name.clone()))
@@ -447,6 +450,7 @@ impl Workspace {
         Report {
             files: files.len(),
             diagnostics,
+            jobs,
         }
     }
 }
@@ -465,6 +469,8 @@ fn looks_like_model(text: &str) -> bool {
 pub struct Report {
     pub files: usize,
     pub diagnostics: Vec<Diagnostic>,
+    /// The job files that passed (what `--online` goes on to check).
+    pub jobs: Vec<PathBuf>,
 }
 
 impl Report {

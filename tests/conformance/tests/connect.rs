@@ -233,6 +233,87 @@ async fn kill_lethe_sessions(db: &TestDb) {
     }
 }
 
+/// `lethe validate --online` against a read-only user: as the planning
+/// user all is well; as the applying user (or the only user) the missing
+/// write privileges are named, with the GRANT that fixes them; a planning
+/// user that can write beside a separate applying user is a warning.
+async fn validate_online_names_missing_privileges(backend: Backend) {
+    let Some(db) = TestDb::isp(backend).await else {
+        return;
+    };
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let role = format!("lethe_ro_{}", name.trim_start_matches("lethe_"));
+    let reader = match backend {
+        Backend::Postgres => {
+            db.exec(&format!(
+                "CREATE ROLE {role} LOGIN;\nGRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};\n"
+            ))
+            .await;
+            with_user(&db.url, &role, "").replace(":@", "@")
+        }
+        _ => {
+            db.exec(&format!(
+                "CREATE USER '{role}'@'%' IDENTIFIED BY '{CANARY}';\nGRANT SELECT ON `{name}`.* TO '{role}'@'%';\n"
+            ))
+            .await;
+            with_user(&db.url, &role, CANARY)
+        }
+    };
+    let model = lethe_conformance::fixture::isp_model();
+    let check = |n: &str, url: &str, apply_url: Option<&str>| {
+        let text = format!(
+            "version: 1\nname: {n}\nowner: dpo@example.com\ntarget:\n  system: {}\n  connector: {}\n  url: \"{url}\"\n{}selection:\n  entity: customer\n  where: [{{ field: status, eq: inactive }}]\n  cap: 10\naction:\n  type: anonymize\n",
+            model.display(),
+            backend.connector(),
+            apply_url.map_or(String::new(), |u| format!("  apply_url: \"{u}\"\n")),
+        );
+        let path = db.path(&format!("{n}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let run = |path: std::path::PathBuf| async move {
+        let job = lethe::validate::Workspace::default()
+            .load_job(&path)
+            .unwrap();
+        lethe::validate::online::check(&job)
+            .await
+            .into_iter()
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect::<Vec<_>>()
+    };
+    let reads_only = run(check("reads-only", &reader, Some(&db.url))).await;
+    let reader_applies = run(check("reader-applies", &db.url, Some(&reader))).await;
+    let reader_alone = run(check("reader-alone", &reader, None)).await;
+    match backend {
+        Backend::Postgres => {
+            db.exec(&format!("DROP OWNED BY {role};\nDROP ROLE {role};\n"))
+                .await;
+        }
+        _ => db.exec(&format!("DROP USER '{role}'@'%';\n")).await,
+    }
+    assert_eq!(reads_only, Vec::<String>::new());
+    assert_eq!(reader_applies.len(), 2, "{reader_applies:#?}");
+    assert!(
+        reader_applies[..].iter().any(|d| d
+            .starts_with("missing-privilege: the applying user lacks UPDATE on `contracts`")
+            && d.contains("UPDATE on `customers`")),
+        "{reader_applies:#?}"
+    );
+    assert!(
+        reader_applies
+            .iter()
+            .any(|d| d.starts_with("excess-privilege: the planning user can also change data")),
+        "{reader_applies:#?}"
+    );
+    assert_eq!(reader_alone.len(), 1, "{reader_alone:#?}");
+    assert!(
+        reader_alone[0]
+            .starts_with("missing-privilege: the target user lacks UPDATE on `contracts`"),
+        "{reader_alone:#?}"
+    );
+    assert!(!format!("{reader_applies:?}{reader_alone:?}").contains(CANARY));
+}
+
 /// Server engines only: SQLite has no connection to refuse or lose.
 macro_rules! servers {
     ($($body:ident),* $(,)?) => {
@@ -259,4 +340,5 @@ servers!(
     connection_errors_name_what_to_fix,
     a_missing_privilege_is_named,
     a_connection_lost_mid_batch_changes_nothing,
+    validate_online_names_missing_privileges,
 );

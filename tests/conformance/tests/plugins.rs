@@ -282,6 +282,13 @@ fn the_csv_plugin_runs_a_job_end_to_end() {
 
     let (code, text) = lethe(&["validate", "jobs", "pos-csv.yaml"]);
     assert_eq!(code, Some(0), "{text}");
+    // The CSV plugin cannot tell privileges: --online says so and goes on.
+    let (code, text) = lethe(&["validate", "--online", "jobs"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("the `csv` connector cannot tell which privileges"),
+        "{text}"
+    );
     let (code, text) = lethe(&["plan", "jobs/anonymize-lapsed.yaml", "-o", "plan.json"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("selected  3"), "{text}");
