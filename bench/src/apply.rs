@@ -44,8 +44,7 @@ selection:
 safety:
   batch_size: {CHUNK}
 ",
-        db.which.connector(),
-        db.url
+        db.connector, db.url
     )
 }
 

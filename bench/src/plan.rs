@@ -34,10 +34,7 @@ pub fn job(db: &BenchDb) -> Result<JobFile, Box<dyn Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("jobs/anonymize-old-customers.yaml"))?
         .replace("${RETAIL_DB_URL:-sqlite://demo.db}", &db.url)
-        .replace(
-            "connector: sqlite",
-            &format!("connector: {}", db.which.connector()),
-        );
+        .replace("connector: sqlite", &format!("connector: {}", db.connector));
     let file = lethe::spec::source::SourceFile::new(root.join("jobs/bench.yaml"), text);
     match Workspace::default().load_source(&file) {
         Ok(lethe::validate::Validated::Job(j)) => Ok(*j),

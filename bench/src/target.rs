@@ -37,6 +37,12 @@ pub struct EngineArgs {
     /// mysql://root@127.0.0.1:3306/mysql.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// Run lethe through this connector plugin instead of the built-in
+    /// connector (e.g. target/release/liblethe_sqlite_plugin.so, built by
+    /// `cargo build --release -p lethe-sqlite-plugin`, with `--engine
+    /// sqlite`): what the plugin boundary costs.
+    #[arg(long, value_name = "LIBRARY")]
+    pub plugin: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +73,8 @@ impl Which {
 /// A pristine demo database and a working copy.
 pub struct BenchDb {
     pub which: Which,
+    /// The job's `target.connector`: the engine's, or a plugin's path.
+    pub connector: String,
     /// The working copy's URL.
     pub url: String,
     pristine: String,
@@ -147,8 +155,18 @@ impl BenchDb {
                 (pristine, work)
             }
         };
+        let connector = match &args.plugin {
+            Some(p) => {
+                let p = std::fs::canonicalize(p)
+                    .map_err(|e| format!("the plugin {}: {e}", p.display()))?;
+                println!("lethe runs through the plugin {}", p.display());
+                p.display().to_string()
+            }
+            None => which.connector().to_owned(),
+        };
         Ok(Self {
             which,
+            connector,
             url,
             pristine,
             dir: dir.to_path_buf(),

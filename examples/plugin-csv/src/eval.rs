@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 use lethe_connector::{
-    AggFunc, CmpOp, Cond, ConnectorError, ErrorKind, Expr, Instant, Join, Result, Value,
+    AggFunc, CmpOp, ColumnKind, Cond, ConnectorError, ErrorKind, Expr, Instant, Join, Result, Value,
 };
 
 use crate::folder::TableData;
@@ -30,6 +31,8 @@ type RelatedIndex = HashMap<(String, String), HashMap<String, Vec<usize>>>;
 /// need (related rows by foreign key, key sets of `InSet`).
 pub struct Eval<'t> {
     tables: &'t Tables,
+    /// The system's zone: what a stored time without a zone means.
+    tz: &'t TimeZone,
     related: RefCell<RelatedIndex>,
 }
 
@@ -85,6 +88,24 @@ fn test(op: CmpOp, o: Ordering) -> bool {
     }
 }
 
+/// A stored time as an instant: with a zone as written, without one in
+/// the system's zone (a bare day is its midnight).
+fn instant(v: &Value, tz: &TimeZone) -> Option<Timestamp> {
+    let text = match v {
+        Value::Text(t) => t.trim(),
+        _ => return None,
+    };
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Some(t);
+    }
+    let civil = text.parse::<DateTime>().ok().or_else(|| {
+        text.parse::<jiff::civil::Date>()
+            .ok()
+            .map(|d| d.at(0, 0, 0, 0))
+    })?;
+    tz.to_ambiguous_timestamp(civil).compatible().ok()
+}
+
 /// A stored time against an instant: with a zone as instants, without one
 /// as wall-clock times (a bare day is its midnight).
 fn compare_time(stored: &Value, at: &Instant) -> Option<Ordering> {
@@ -113,9 +134,10 @@ fn unsupported(what: &str) -> ConnectorError {
 }
 
 impl<'t> Eval<'t> {
-    pub fn new(tables: &'t Tables) -> Self {
+    pub fn new(tables: &'t Tables, tz: &'t TimeZone) -> Self {
         Eval {
             tables,
+            tz,
             related: RefCell::new(HashMap::new()),
         }
     }
@@ -153,6 +175,12 @@ impl<'t> Eval<'t> {
 
     /// The value of an expression for one row of `table`.
     pub fn value(&self, table: &str, row: &[Value], expr: &Expr) -> Result<Value> {
+        self.value_as(table, row, expr, false)
+    }
+
+    /// The value of an expression; `as_time`: it is compared as a time, so
+    /// a greatest or least value is the latest or earliest instant.
+    fn value_as(&self, table: &str, row: &[Value], expr: &Expr, as_time: bool) -> Result<Value> {
         match expr {
             Expr::Column(c) => {
                 let t = self.table(table)?;
@@ -164,6 +192,13 @@ impl<'t> Eval<'t> {
                 let rel = self.table(&join.table)?;
                 let rows = self.related_rows(join, key)?;
                 let col = column.as_deref().map(|c| rel.index(c)).transpose()?;
+                // Times are ordered as instants, whatever form each is
+                // stored in (text order would put `…T12:00:00Z` after
+                // `… 23:59:59`).
+                let times = as_time
+                    || col.is_some_and(|c| {
+                        matches!(rel.kinds[c], ColumnKind::Date | ColumnKind::Timestamp)
+                    });
                 let values: Vec<&Value> = match col {
                     Some(c) => rows
                         .iter()
@@ -190,9 +225,16 @@ impl<'t> Eval<'t> {
                         } else {
                             Ordering::Less
                         };
+                        let order = |a: &Value, b: &Value| match (
+                            times.then(|| instant(a, self.tz)).flatten(),
+                            times.then(|| instant(b, self.tz)).flatten(),
+                        ) {
+                            (Some(x), Some(y)) => Some(x.cmp(&y)),
+                            _ => compare(a, b),
+                        };
                         let mut best: Option<&Value> = None;
                         for v in values {
-                            if best.is_none_or(|b| compare(v, b) == Some(want)) {
+                            if best.is_none_or(|b| order(v, b) == Some(want)) {
                                 best = Some(v);
                             }
                         }
@@ -249,7 +291,7 @@ impl<'t> Eval<'t> {
                 !v.is_null() && v.render().contains(text.as_str())
             }
             Cond::Time { expr, op, at } => {
-                let v = self.value(table, row, expr)?;
+                let v = self.value_as(table, row, expr, true)?;
                 compare_time(&v, at).is_some_and(|o| test(*op, o))
             }
             Cond::Exists { join, filter } => {

@@ -39,6 +39,8 @@ use crate::folder::{Folder, TableData, parse};
 pub struct CsvConnector {
     folder: Folder,
     read_only: bool,
+    /// The system's zone (`OpenOptions::timezone`).
+    tz: jiff::tz::TimeZone,
     tx: Option<Tx>,
 }
 
@@ -125,8 +127,13 @@ impl CsvConnector {
 }
 
 /// Matching row indexes of a table.
-fn matching(tables: &Tables, table: &str, filter: &lethe_connector::Cond) -> Result<Vec<usize>> {
-    let ev = Eval::new(tables);
+fn matching(
+    tables: &Tables,
+    tz: &jiff::tz::TimeZone,
+    table: &str,
+    filter: &lethe_connector::Cond,
+) -> Result<Vec<usize>> {
+    let ev = Eval::new(tables, tz);
     let t = ev.table(table)?;
     let mut out = Vec::new();
     for (i, r) in t.rows.iter().enumerate() {
@@ -211,9 +218,16 @@ impl PluginConnector for CsvConnector {
         let dir = folder_of(&options.url)?;
         let folder = Folder::open(&dir)?;
         tracing::debug!(folder = %dir.display(), tables = folder.layout.len(), "opened a CSV folder");
+        let tz = match options.timezone.as_deref() {
+            None => jiff::tz::TimeZone::UTC,
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+                ConnectorError::new(ErrorKind::Invalid, format!("`{name}` is not a time zone"))
+            })?,
+        };
         Ok(CsvConnector {
             folder,
             read_only: options.read_only,
+            tz,
             tx: None,
         })
     }
@@ -253,10 +267,11 @@ impl Connector for CsvConnector {
     }
 
     async fn select(&mut self, query: &Select, sink: &mut dyn RowSink) -> Result<()> {
+        let tz = self.tz.clone();
         let rows = self.with_tx(false, |tx| {
-            let ev = Eval::new(&tx.tables);
+            let ev = Eval::new(&tx.tables, &tz);
             let t = ev.table(&query.table)?;
-            let mut hits: Vec<usize> = matching(&tx.tables, &query.table, &query.filter)?;
+            let mut hits: Vec<usize> = matching(&tx.tables, &tz, &query.table, &query.filter)?;
             let order: Vec<usize> = query
                 .order_by
                 .iter()
@@ -305,9 +320,10 @@ impl Connector for CsvConnector {
     }
 
     async fn tally(&mut self, query: &Tally) -> Result<Vec<u64>> {
+        let tz = self.tz.clone();
         self.with_tx(false, |tx| {
-            let hits = matching(&tx.tables, &query.table, &query.filter)?;
-            let t = Eval::new(&tx.tables).table(&query.table)?;
+            let hits = matching(&tx.tables, &tz, &query.table, &query.filter)?;
+            let t = Eval::new(&tx.tables, &tz).table(&query.table)?;
             query
                 .counts
                 .iter()
@@ -330,9 +346,10 @@ impl Connector for CsvConnector {
     }
 
     async fn update(&mut self, update: &Update) -> Result<u64> {
+        let tz = self.tz.clone();
         self.with_tx(true, |tx| match update {
             Update::Set { table, filter, set } => {
-                let hits = matching(&tx.tables, table, filter)?;
+                let hits = matching(&tx.tables, &tz, table, filter)?;
                 let t = table_mut(tx, table)?;
                 let cols: Vec<(usize, &Value)> = set
                     .iter()
@@ -378,8 +395,9 @@ impl Connector for CsvConnector {
     }
 
     async fn delete(&mut self, delete: &Delete) -> Result<u64> {
+        let tz = self.tz.clone();
         self.with_tx(true, |tx| {
-            let hits: HashSet<usize> = matching(&tx.tables, &delete.table, &delete.filter)?
+            let hits: HashSet<usize> = matching(&tx.tables, &tz, &delete.table, &delete.filter)?
                 .into_iter()
                 .collect();
             let t = table_mut(tx, &delete.table)?;

@@ -184,9 +184,9 @@ impl ApplyReport {
         } else if v.ok {
             let _ = writeln!(
                 o,
-                "Verification  passed: {} changed rows read back as the run left them; {} erased values found nowhere else",
-                thousands(v.rows_checked),
-                thousands(v.values_searched)
+                "Verification  passed: {} read back as the run left them; {} found nowhere else",
+                crate::report::count(v.rows_checked, "changed row", "changed rows"),
+                crate::report::count(v.values_searched, "erased value", "erased values")
             );
         } else {
             let _ = writeln!(o, "Verification  FAILED");
@@ -211,8 +211,17 @@ impl ApplyReport {
         if !self.kept_duplicates.is_empty() {
             let _ = writeln!(
                 o,
-                "  {} erased values remain in records the plan listed as possible duplicates (kept on purpose)",
-                self.kept_duplicates.len()
+                "  {} {} in records the plan listed as possible duplicates (kept on purpose)",
+                crate::report::count(
+                    self.kept_duplicates.len() as u64,
+                    "erased value",
+                    "erased values"
+                ),
+                if self.kept_duplicates.len() == 1 {
+                    "remains"
+                } else {
+                    "remain"
+                }
             );
         }
         if let Some(b) = &self.backup {

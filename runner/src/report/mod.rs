@@ -168,6 +168,11 @@ fn templated<T: Serialize>(view: &T, name: &str, source: &'static str) -> String
 }
 
 /// `1234567` → `1,234,567`
+/// `1 record`, `2 records`, `12 345 records`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);

@@ -228,10 +228,12 @@ pub fn plan(v: &PlanView, color: bool) -> String {
         let _ = writeln!(o, "{}", p.bold("Possible duplicates"));
         let others: std::collections::BTreeSet<String> =
             v.duplicates.iter().map(|d| d.other_key.render()).collect();
+        let n = others.len() as u64;
         let _ = writeln!(
             o,
-            "  {} records outside the selection share an identifying value with a selected one;",
-            thousands(others.len() as u64)
+            "  {} outside the selection {} an identifying value with a selected one;",
+            super::count(n, "record", "records"),
+            if n == 1 { "shares" } else { "share" }
         );
         let _ = writeln!(o, "  they keep their data. Review them before approving:");
         let mut pairs: Vec<(String, String, Vec<&str>)> = Vec::new();

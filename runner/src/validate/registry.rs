@@ -28,10 +28,16 @@ impl ModelLocation {
 
 /// The models shipped with lethe: name and YAML text.
 pub fn builtin_models() -> &'static [(&'static str, &'static str)] {
-    &[(
-        "retail-crm",
-        include_str!("../../../connectors/systems/retail-crm.yaml"),
-    )]
+    &[
+        (
+            "retail-crm",
+            include_str!("../../../connectors/systems/retail-crm.yaml"),
+        ),
+        (
+            "salon-crm",
+            include_str!("../../../connectors/systems/salon-crm.yaml"),
+        ),
+    ]
 }
 
 /// True when `target.system` is written as a path.
