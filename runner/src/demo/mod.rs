@@ -2,6 +2,7 @@
 //! temporary SQLite file, a job against it, and the walk from plan to apply.
 
 mod data;
+pub mod isp;
 pub mod salon;
 pub mod server;
 

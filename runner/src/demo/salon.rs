@@ -109,13 +109,12 @@ pub fn ddl(engine: Engine) -> Vec<String> {
         Engine::Postgres => text.to_owned(),
         Engine::Mysql => text.replace("TIMESTAMP", "DATETIME"),
     };
-    text.split(';')
-        .map(|s| {
-            s.lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+    let text: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    text.join("\n")
+        .split(';')
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect()

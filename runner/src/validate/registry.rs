@@ -34,6 +34,10 @@ pub fn builtin_models() -> &'static [(&'static str, &'static str)] {
             include_str!("../../../connectors/systems/retail-crm.yaml"),
         ),
         (
+            "isp-billing",
+            include_str!("../../../connectors/systems/isp-billing.yaml"),
+        ),
+        (
             "salon-crm",
             include_str!("../../../connectors/systems/salon-crm.yaml"),
         ),

@@ -9,10 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lethe::demo::isp::IspSpec;
 use lethe::demo::salon::{SalonSpec, statements};
 use lethe_conformance::{Backend, KEY, NOW, TestDb, conformance, digest, shared_snapshots};
 
-const PROJECT: &str = "[[approver]]\nid = \"olga@salon.example.ru\"\nroles = [\"dpo\"]\n";
+const APPROVER: &str = "dpo@approvers.example";
+const PROJECT: &str = "[[approver]]\nid = \"dpo@approvers.example\"\nroles = [\"dpo\"]\n";
 
 fn lethe_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -31,7 +33,7 @@ fn lethe(db: &TestDb, args: &[&str]) -> (i32, String) {
             format!("sqlite://{}", db.path("state.db").display()),
         )
         .env("LETHE_HASH_KEY", KEY)
-        .env("LETHE_USER", "planner@salon.example.ru")
+        .env("LETHE_USER", "planner@example.com")
         .env_remove("LETHE_PROJECT")
         .env_remove("LETHE_PLUGIN_PATH")
         .output()
@@ -114,62 +116,97 @@ fn job(db: &TestDb, backend: Backend, name: &str, scenario: &str) -> PathBuf {
     path
 }
 
-/// salon-crm: purge clients by last visit and total spent; visits, notes
-/// and SMS reminders cascade, payments stay unlinked; the duplicate check
-/// shows clients sharing a phone or an e-mail; the verification proves
-/// none of the purged clients' phones and e-mails is left anywhere.
-async fn salon_crm_purge_lapsed_clients(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let spec = SalonSpec {
-        clients: 60,
-        seed: 11,
-        now: NOW.parse().unwrap(),
-    };
-    let sql = statements(backend.engine(), &spec).join(";\n") + ";\n";
-    db.exec(&sql).await;
-    let before = db.dump("Europe/Moscow").await;
-    job(&db, backend, "purge-lapsed-clients", "salon-crm");
+/// What a scenario's run left: the reports and the database before and after.
+struct Run {
+    db: TestDb,
+    plan: String,
+    applied: String,
+    before: lethe_conformance::Dump,
+    after: lethe_conformance::Dump,
+}
 
-    let (code, plan) = lethe(
-        &db,
-        &[
-            "plan",
-            "purge-lapsed-clients.yaml",
-            "-o",
-            "plan.json",
-            "--now",
-            NOW,
-        ],
-    );
+/// Loads `sql`, then plans, approves and applies the scenario's job through
+/// the binary, checking the gates on the way.
+async fn run(
+    backend: Backend,
+    sql: &[String],
+    scenario: &str,
+    name: &str,
+    tz: &str,
+    acks: &[&str],
+) -> Option<Run> {
+    let db = TestDb::new(backend).await?;
+    db.exec(&(sql.join(";\n") + ";\n")).await;
+    let before = db.dump(tz).await;
+    let file = format!("{name}.yaml");
+    job(&db, backend, name, scenario);
+    let (code, plan) = lethe(&db, &["plan", &file, "-o", "plan.json", "--now", NOW]);
     assert_eq!(code, 0, "{plan}");
-    assert_eq!(
-        before,
-        db.dump("Europe/Moscow").await,
-        "planning changed the database"
-    );
+    assert_eq!(before, db.dump(tz).await, "planning changed the database");
     let (code, gates) = lethe(&db, &["gates", "plan.json"]);
     assert_eq!(code, 3, "an unapproved plan passed its gates: {gates}");
-    let (code, text) = lethe(
-        &db,
-        &[
-            "approve",
-            "plan.json",
-            "--by",
-            "olga@salon.example.ru",
-            "--role",
-            "dpo",
-            "--reason",
-            "Клиенты не приходили больше двух лет",
-        ],
-    );
+    let mut approve = vec![
+        "approve",
+        "plan.json",
+        "--by",
+        APPROVER,
+        "--role",
+        "dpo",
+        "--reason",
+        "política de retenção / политика хранения",
+    ];
+    for a in acks {
+        approve.extend(["--ack", a]);
+    }
+    let (code, text) = lethe(&db, &approve);
     assert_eq!(code, 0, "{text}");
     let (code, text) = lethe(&db, &["gates", "plan.json"]);
     assert_eq!(code, 0, "{text}");
     let (code, applied) = lethe(&db, &["apply", "plan.json", "--yes"]);
     assert_eq!(code, 0, "{applied}");
-    let after = db.dump("Europe/Moscow").await;
+    assert!(applied.contains("Verification  passed"), "{applied}");
+    let after = db.dump(tz).await;
+    Some(Run {
+        db,
+        plan,
+        applied,
+        before,
+        after,
+    })
+}
+
+fn snapshots(name: &str, r: &Run) {
+    shared_snapshots().bind(|| {
+        insta::assert_snapshot!(format!("{name}.plan"), normal(&r.plan, &r.db));
+        insta::assert_snapshot!(format!("{name}.apply"), normal(&r.applied, &r.db));
+        insta::assert_snapshot!(format!("{name}.after"), digest(&r.after));
+    });
+}
+
+/// salon-crm: purge clients by last visit and total spent; visits, notes
+/// and SMS reminders cascade, payments stay unlinked; the duplicate check
+/// shows clients sharing a phone or an e-mail; the verification proves
+/// none of the purged clients' phones and e-mails is left anywhere.
+async fn salon_crm_purge_lapsed_clients(backend: Backend) {
+    let spec = SalonSpec {
+        clients: 60,
+        seed: 11,
+        now: NOW.parse().unwrap(),
+    };
+    let sql = statements(backend.engine(), &spec);
+    let Some(r) = run(
+        backend,
+        &sql,
+        "salon-crm",
+        "purge-lapsed-clients",
+        "Europe/Moscow",
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (before, after) = (&r.before, &r.after);
 
     // The planted clients: 1, 2 (one phone, written two ways), 3 (an
     // e-mail another client has in another case) and 6 (never came) are
@@ -199,16 +236,104 @@ async fn salon_crm_purge_lapsed_clients(backend: Backend) {
         "payments are kept for the accounts"
     );
     assert!(
-        plan.contains("Possible duplicates") || plan.contains("duplicates"),
-        "{plan}"
+        r.plan.contains("client 3 ↔ client 4 (same email)"),
+        "{}",
+        r.plan
     );
-    assert!(applied.contains("Verification  passed"), "{applied}");
-
-    shared_snapshots().bind(|| {
-        insta::assert_snapshot!("salon-crm.plan", normal(&plan, &db));
-        insta::assert_snapshot!("salon-crm.apply", normal(&applied, &db));
-        insta::assert_snapshot!("salon-crm.after", digest(&after));
-    });
+    snapshots("salon-crm", &r);
 }
 
-conformance!(salon_crm_purge_lapsed_clients);
+/// isp-billing: suspended contracts cancelled; the ones with equipment on
+/// loan ignored with that reason; a removal order per cancelled contract;
+/// the customer deactivated with their last active contract. `keep_login`:
+/// logins stay linked (the regulator's report), else they are unlinked.
+async fn isp_billing(backend: Backend, keep_login: bool) {
+    let spec = IspSpec {
+        customers: 40,
+        seed: 5,
+        now: NOW.parse().unwrap(),
+    };
+    let sql = lethe::demo::isp::statements(backend.engine(), &spec);
+    let name = if keep_login {
+        "cancel-suspended-keep-login"
+    } else {
+        "cancel-suspended"
+    };
+    let Some(r) = run(
+        backend,
+        &sql,
+        "isp-billing",
+        name,
+        "America/Sao_Paulo",
+        &["recent-cutoff"],
+    )
+    .await
+    else {
+        return;
+    };
+    let after = &r.after;
+    let contract = |id: &str| {
+        after["contracts"]
+            .iter()
+            .find(|c| c[0] == id)
+            .unwrap()
+            .clone()
+    };
+    let customer = |id: &str| {
+        after["customers"]
+            .iter()
+            .find(|c| c[0] == id)
+            .unwrap()
+            .clone()
+    };
+    // Contract 1 (customer 1's only one): cancelled, customer inactive.
+    assert_eq!(contract("1")[3], "cancelado");
+    assert_eq!(customer("1")[7], "inativo");
+    // Contract 2 cancelled; customer 2 keeps contract 3, so stays active.
+    assert_eq!(contract("2")[3], "cancelado");
+    assert_eq!(contract("3")[3], "ativo");
+    assert_eq!(customer("2")[7], "ativo");
+    // Contract 4: equipment on loan, ignored with the reason.
+    assert_eq!(contract("4")[3], "suspenso");
+    assert!(
+        r.plan
+            .contains("equipamento em comodato ainda não devolvido"),
+        "{}",
+        r.plan
+    );
+    // Contract 5: suspended 30 days ago, too recent.
+    assert_eq!(contract("5")[3], "suspenso");
+    // One removal order per cancelled contract.
+    let cancelled: Vec<String> = r.before["contracts"]
+        .iter()
+        .zip(after["contracts"].iter())
+        .filter(|(b, a)| b[3] != "cancelado" && a[3] == "cancelado")
+        .map(|(_, a)| a[0].clone())
+        .collect();
+    let orders: Vec<String> = after["service_orders"]
+        .iter()
+        .map(|o| o[1].clone())
+        .collect();
+    assert_eq!(orders.len(), cancelled.len());
+    for c in &cancelled {
+        assert!(orders.contains(c), "no removal order for contract {c}");
+    }
+    // Logins of cancelled contracts: linked with keep-login, else unlinked.
+    let login_of_1 = after["logins"].iter().find(|l| l[0] == "1").unwrap();
+    assert_eq!(login_of_1[1], if keep_login { "1" } else { "∅" });
+    snapshots(&format!("isp-billing.{name}"), &r);
+}
+
+async fn isp_billing_cancel_keeping_logins(backend: Backend) {
+    isp_billing(backend, true).await;
+}
+
+async fn isp_billing_cancel_unlinking_logins(backend: Backend) {
+    isp_billing(backend, false).await;
+}
+
+conformance!(
+    salon_crm_purge_lapsed_clients,
+    isp_billing_cancel_keeping_logins,
+    isp_billing_cancel_unlinking_logins,
+);
