@@ -332,7 +332,151 @@ async fn isp_billing_cancel_unlinking_logins(backend: Backend) {
     isp_billing(backend, false).await;
 }
 
+/// retail-crm: delete at most 500 private customers a run, never a business; the
+/// review list exported as CSV; run again, each run its own plan, until
+/// the plan selects nobody; a cut-off less than a year ago is a warning an
+/// approver must acknowledge.
+async fn retail_crm_until_none_are_left(backend: Backend) {
+    let Some(db) = TestDb::demo(backend, 1500).await else {
+        return;
+    };
+    let tz = "Europe/Stockholm";
+    let before = db.dump(tz).await;
+    let kind = |id: &str| -> String {
+        before["customers"]
+            .iter()
+            .find(|r| r[0] == id)
+            .map(|r| r[9].clone())
+            .unwrap_or_default()
+    };
+    job(&db, backend, "delete-lapsed-private", "retail-crm");
+    let mut plans = Vec::new();
+    let mut selected_per_run = Vec::new();
+    for run in 1..=10 {
+        let (plan_file, export) = (format!("plan{run}.json"), format!("review{run}"));
+        let (code, text) = lethe(
+            &db,
+            &[
+                "plan",
+                "delete-lapsed-private.yaml",
+                "-o",
+                &plan_file,
+                "--export",
+                &export,
+                "--detailed-exitcode",
+                "--now",
+                NOW,
+            ],
+        );
+        if code == 0 {
+            break;
+        }
+        assert_eq!(code, 2, "{text}");
+        let csv = std::fs::read_to_string(db.path(&export).join("selected.csv")).unwrap();
+        let keys: Vec<&str> = csv.lines().skip(1).collect();
+        assert!(
+            !keys.is_empty() && keys.len() <= 500,
+            "run {run}: {} selected",
+            keys.len()
+        );
+        for k in &keys {
+            assert_eq!(
+                kind(k.trim_matches('"')),
+                "private",
+                "a business was selected"
+            );
+        }
+        selected_per_run.push(keys.len());
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(db.path(&plan_file)).unwrap()).unwrap();
+        plans.push(plan["plan_id"].as_str().unwrap().to_owned());
+        let mut approve = vec![
+            "approve", &plan_file, "--by", APPROVER, "--role", "dpo", "--reason", "gallring",
+        ];
+        // The cap deferred records to a later run: the approver says so.
+        let warnings = plan["warnings"].as_array().unwrap();
+        if warnings.iter().any(|w| w["id"] == "cap-reached") {
+            approve.extend(["--ack", "cap-reached"]);
+        }
+        let (code, text) = lethe(&db, &approve);
+        assert_eq!(code, 0, "{text}");
+        let (code, text) = lethe(&db, &["apply", &plan_file, "--yes"]);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("Verification  passed"), "{text}");
+    }
+    assert!(
+        selected_per_run.len() >= 2,
+        "one run was enough: {selected_per_run:?}"
+    );
+    assert!(
+        selected_per_run[..selected_per_run.len() - 1]
+            .iter()
+            .all(|n| *n == 500)
+    );
+    let mut distinct = plans.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), plans.len(), "a plan was reused");
+    let after = db.dump(tz).await;
+    // Businesses untouched.
+    let businesses = |d: &lethe_conformance::Dump| -> Vec<Vec<String>> {
+        d["customers"]
+            .iter()
+            .filter(|r| r[9] == "business")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        businesses(&before),
+        businesses(&after),
+        "a business changed"
+    );
+
+    // A cut-off less than a year before the clock needs an acknowledgement.
+    let text = std::fs::read_to_string(db.path("delete-lapsed-private.yaml"))
+        .unwrap()
+        .replace("-2y", "-180d")
+        .replace("name: delete-lapsed-private", "name: delete-recent");
+    std::fs::write(db.path("delete-recent.yaml"), text).unwrap();
+    let (code, text) = lethe(
+        &db,
+        &[
+            "plan",
+            "delete-recent.yaml",
+            "-o",
+            "recent.json",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("recent-cutoff"), "{text}");
+    lethe(
+        &db,
+        &[
+            "approve",
+            "recent.json",
+            "--by",
+            APPROVER,
+            "--role",
+            "dpo",
+            "--reason",
+            "x",
+        ],
+    );
+    let (code, text) = lethe(&db, &["gates", "recent.json"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("ack:recent-cutoff"), "{text}");
+
+    shared_snapshots().bind(|| {
+        insta::assert_snapshot!(
+            "retail-crm.runs",
+            format!("selected per run: {selected_per_run:?}\n{}", digest(&after))
+        );
+    });
+}
+
 conformance!(
+    retail_crm_until_none_are_left,
     salon_crm_purge_lapsed_clients,
     isp_billing_cancel_keeping_logins,
     isp_billing_cancel_unlinking_logins,
