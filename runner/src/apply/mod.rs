@@ -595,6 +595,7 @@ async fn run_locked(
         verification,
         backup: with_backup.then(|| crate::spec::source::display_path(&backup_path)),
         authorised_by,
+        previous_wipe: plan.previous_wipe.clone(),
     };
     let json = serde_json::to_string(&report).unwrap_or_default();
     ledger

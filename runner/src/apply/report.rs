@@ -57,6 +57,9 @@ pub struct ApplyReport {
     pub backup: Option<String>,
     /// The decisions that authorised the run (never a typed value).
     pub authorised_by: Vec<AuthorisedBy>,
+    /// The last run before the plan that erased data on this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_wipe: Option<crate::plan::PreviousRun>,
 }
 
 /// A decision that authorised a run.
@@ -123,6 +126,16 @@ impl ApplyReport {
         let _ = writeln!(o, "Run {} of {} — {}", self.run_id, self.job, self.state);
         let _ = writeln!(o, "  target   {}", self.target.location);
         let _ = writeln!(o, "  plan     {}", self.plan_id);
+        if let Some(prev) = &self.previous_wipe {
+            let _ = writeln!(
+                o,
+                "  previous wipe: {} (job {}, {}, run {})",
+                prev.finished_at,
+                prev.job,
+                crate::report::count(prev.records, "record", "records"),
+                prev.run_id
+            );
+        }
         let _ = writeln!(o, "  started  {}", self.started_at);
         let _ = writeln!(o, "  finished {}", self.finished_at);
         let _ = writeln!(o);
@@ -260,6 +273,13 @@ impl ApplyReport {
         let _ = writeln!(o, "| | |\n|---|---|");
         let _ = writeln!(o, "| Target | `{}` |", self.target.location);
         let _ = writeln!(o, "| Plan | `{}` |", self.plan_id);
+        if let Some(prev) = &self.previous_wipe {
+            let _ = writeln!(
+                o,
+                "| Previous wipe | {} (job `{}`, run `{}`) |",
+                prev.finished_at, prev.job, prev.run_id
+            );
+        }
         let _ = writeln!(
             o,
             "| Records | {} of {} processed, {} skipped |",

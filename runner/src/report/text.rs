@@ -73,10 +73,10 @@ pub fn plan(v: &PlanView, color: bool) -> String {
             o,
             "  {}",
             p.yellow(&format!(
-                "previous wipe: {} (job {}, {} records, run {})",
+                "previous wipe: {} (job {}, {}, run {})",
                 prev.finished_at,
                 prev.job,
-                thousands(prev.records),
+                super::count(prev.records, "record", "records"),
                 prev.run_id
             ))
         );

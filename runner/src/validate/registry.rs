@@ -38,6 +38,10 @@ pub fn builtin_models() -> &'static [(&'static str, &'static str)] {
             include_str!("../../../connectors/systems/isp-billing.yaml"),
         ),
         (
+            "retail-pos",
+            include_str!("../../../connectors/systems/retail-pos.yaml"),
+        ),
+        (
             "salon-crm",
             include_str!("../../../connectors/systems/salon-crm.yaml"),
         ),

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lethe::demo::isp::IspSpec;
+use lethe::demo::pos::PosSpec;
 use lethe::demo::salon::{SalonSpec, statements};
 use lethe_conformance::{Backend, KEY, NOW, TestDb, conformance, digest, shared_snapshots};
 
 const APPROVER: &str = "dpo@approvers.example";
-const PROJECT: &str = "[[approver]]\nid = \"dpo@approvers.example\"\nroles = [\"dpo\"]\n";
+const PROJECT: &str = "[[approver]]\nid = \"dpo@approvers.example\"\nroles = [\"dpo\"]\n\n[[approver]]\nid = \"gerente@loja.example\"\nroles = [\"store\"]\n";
 
 fn lethe_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -475,7 +476,183 @@ async fn retail_crm_until_none_are_left(backend: Backend) {
     });
 }
 
+/// retail-pos: a partial wipe by categories (sales, stock) and then a total
+/// wipe (`scope: all`) of a store's account; every active station confirms,
+/// the total wipe also needs the owner's e-mail typed in; the second plan
+/// shows the first wipe; an account with service orders or consignment is
+/// blocked.
+async fn retail_pos_partial_then_total_wipe(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let spec = PosSpec {
+        sales: 40,
+        seed: 3,
+        now: NOW.parse().unwrap(),
+        local_only_data: false,
+    };
+    let partial = job(&db, backend, "wipe-sales-and-stock", "retail-pos");
+    if !backend.runs_sql() {
+        // The jobs' guards are named SQL checks: refused before planning.
+        let e = lethe::validate::Workspace::default()
+            .load_job(&partial)
+            .unwrap_err();
+        assert!(
+            e.iter().any(|d| d.code == "unsupported-by-connector"),
+            "{e:?}"
+        );
+        return;
+    }
+    job(&db, backend, "wipe-account", "retail-pos");
+    db.exec(&(lethe::demo::pos::statements(backend.engine(), &spec).join(";\n") + ";\n"))
+        .await;
+    let tz = "America/Sao_Paulo";
+    let before = db.dump(tz).await;
+    let ok = |args: &[&str]| {
+        let (code, text) = lethe(&db, args);
+        assert_eq!(code, 0, "{args:?}: {text}");
+        text
+    };
+    let confirm_stations = |plan: &str| {
+        for station in ["Caixa 1", "Caixa 2"] {
+            ok(&[
+                "confirm",
+                plan,
+                "--station",
+                station,
+                "--by",
+                "gerente@loja.example",
+            ]);
+        }
+    };
+    let approve = |plan: &str| {
+        ok(&[
+            "approve",
+            plan,
+            "--by",
+            APPROVER,
+            "--role",
+            "dpo",
+            "--reason",
+            "pedido do titular da conta",
+            // A whole account's rows hang off one record.
+            "--ack",
+            "large-cascade",
+        ]);
+    };
+
+    // The partial wipe.
+    let plan1 = ok(&[
+        "plan",
+        "wipe-sales-and-stock.yaml",
+        "-o",
+        "p1.json",
+        "--now",
+        NOW,
+    ]);
+    let (code, gates) = lethe(&db, &["gates", "p1.json"]);
+    assert_eq!(code, 3, "{gates}");
+    assert!(
+        gates.contains("station:Caixa 1") && gates.contains("station:Caixa 2"),
+        "{gates}"
+    );
+    assert!(
+        !gates.contains("Caixa antigo"),
+        "an inactive station must confirm: {gates}"
+    );
+    confirm_stations("p1.json");
+    approve("p1.json");
+    let applied1 = ok(&["apply", "p1.json", "--yes"]);
+    let mid = db.dump(tz).await;
+    for gone in ["sales", "sale_items", "stock_movements"] {
+        assert!(mid[gone].is_empty(), "{gone} left: {}", mid[gone].len());
+    }
+    for kept in [
+        "accounts",
+        "stations",
+        "customers",
+        "products",
+        "finance_entries",
+    ] {
+        assert_eq!(mid[kept], before[kept], "{kept} changed");
+    }
+
+    // The total wipe: the first one is shown; the owner's e-mail typed in.
+    let plan2 = ok(&["plan", "wipe-account.yaml", "-o", "p2.json", "--now", NOW]);
+    assert!(plan2.contains("previous wipe"), "{plan2}");
+    confirm_stations("p2.json");
+    let (code, text) = lethe(
+        &db,
+        &[
+            "confirm",
+            "p2.json",
+            "--value",
+            "dono@outra.example",
+            "--by",
+            APPROVER,
+        ],
+    );
+    assert_eq!(code, 1, "a wrong e-mail was accepted: {text}");
+    ok(&[
+        "confirm",
+        "p2.json",
+        "--value",
+        " maria.santos@bompreco.example.com.br ",
+        "--by",
+        APPROVER,
+    ]);
+    approve("p2.json");
+    let applied2 = ok(&["apply", "p2.json", "--yes"]);
+    assert!(applied2.contains("Verification  passed"), "{applied2}");
+    assert!(applied2.contains("previous wipe"), "{applied2}");
+    let after = db.dump(tz).await;
+    for (table, rows) in &after {
+        assert!(rows.is_empty(), "{table} left: {}", rows.len());
+    }
+
+    shared_snapshots().bind(|| {
+        insta::assert_snapshot!("retail-pos.partial.plan", normal(&plan1, &db));
+        insta::assert_snapshot!("retail-pos.partial.apply", normal(&applied1, &db));
+        insta::assert_snapshot!("retail-pos.partial.after", digest(&mid));
+        insta::assert_snapshot!("retail-pos.total.plan", normal(&plan2, &db));
+        insta::assert_snapshot!("retail-pos.total.apply", normal(&applied2, &db));
+    });
+}
+
+/// retail-pos: an account that uses service orders or consignment cannot
+/// be wiped from the portal: the plan is blocked, naming why.
+async fn retail_pos_blocked_by_local_only_data(backend: Backend) {
+    if !backend.runs_sql() {
+        return;
+    }
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let spec = PosSpec {
+        sales: 5,
+        seed: 3,
+        now: NOW.parse().unwrap(),
+        local_only_data: true,
+    };
+    db.exec(&(lethe::demo::pos::statements(backend.engine(), &spec).join(";\n") + ";\n"))
+        .await;
+    job(&db, backend, "wipe-account", "retail-pos");
+    let (code, text) = lethe(
+        &db,
+        &["plan", "wipe-account.yaml", "-o", "p.json", "--now", NOW],
+    );
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("Ordem de serviço") && text.contains("Consignação"),
+        "{text}"
+    );
+    let (code, _) = lethe(&db, &["apply", "p.json", "--yes"]);
+    assert_eq!(code, 3);
+}
+
 conformance!(
+    retail_pos_partial_then_total_wipe,
+    retail_pos_blocked_by_local_only_data,
     retail_crm_until_none_are_left,
     salon_crm_purge_lapsed_clients,
     isp_billing_cancel_keeping_logins,
