@@ -118,3 +118,37 @@ fn help_teaches() {
     assert!(out.contains("--format"), "{out}");
     assert!(out.contains("github"), "{out}");
 }
+
+/// The CI example (`examples/ci/`) uses commands and flags that exist, and
+/// the plan workflow never applies while the apply workflow checks the
+/// gates before applying.
+#[test]
+fn the_ci_example_matches_the_cli() {
+    let ci = root().join("examples/ci");
+    let plan = std::fs::read_to_string(ci.join("lethe-plan.yml")).unwrap();
+    let apply = std::fs::read_to_string(ci.join("lethe-apply.yml")).unwrap();
+    assert!(!plan.contains("lethe apply"), "the plan workflow applies");
+    let gates = apply
+        .find("lethe gates")
+        .expect("the apply workflow checks the gates");
+    let applies = apply
+        .find("lethe apply \"")
+        .expect("the apply workflow applies");
+    assert!(gates < applies, "gates are checked after applying");
+    for (command, flags) in [
+        ("validate", vec!["--format", "github", "--online"]),
+        (
+            "plan",
+            vec!["--format", "--detailed-exitcode", "-o,", "--report"],
+        ),
+        ("gates", vec![]),
+        ("apply", vec!["--yes", "--format", "markdown"]),
+    ] {
+        let o = lethe(&[command, "--help"], &root());
+        assert_eq!(o.status.code(), Some(0), "lethe {command} --help");
+        let help = stdout(&o);
+        for f in flags {
+            assert!(help.contains(f), "`lethe {command}` has no `{f}`:\n{help}");
+        }
+    }
+}
