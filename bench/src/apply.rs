@@ -62,7 +62,7 @@ async fn plan(
         return Err("the bench job does not load".into());
     };
     let (mut conn, target) =
-        lethe::target::open(&j.job.target, j.model.model.timezone.clone(), true, j.dir()).await?;
+        lethe::target::open(&j.job, j.model.model.timezone.clone(), true, j.dir()).await?;
     let options = PlanOptions {
         now: Some(NOW.parse()?),
         author: "bench".into(),

@@ -150,13 +150,8 @@ pub fn int(r: &sqlx::any::AnyRow, i: usize) -> Result<i64, sqlx::Error> {
 }
 
 async fn lethe_plan(job: &JobFile) -> Result<((usize, usize, usize), usize), Box<dyn Error>> {
-    let (mut conn, target) = lethe::target::open(
-        &job.job.target,
-        job.model.model.timezone.clone(),
-        true,
-        job.dir(),
-    )
-    .await?;
+    let (mut conn, target) =
+        lethe::target::open(&job.job, job.model.model.timezone.clone(), true, job.dir()).await?;
     let options = PlanOptions {
         now: Some(NOW.parse::<Timestamp>()?),
         author: "bench".into(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use lethe_connector::{Connector, ConnectorError, OpenOptions};
 
 use crate::plan::TargetRef;
-use crate::spec::job::{ConnectorRef, Target};
+use crate::spec::job::{ConnectorRef, Job};
 
 /// Why the target cannot be reached.
 #[derive(Debug, thiserror::Error)]
@@ -23,11 +23,12 @@ pub enum TargetError {
 /// `apply_url` when given) for applying. `job_dir` is the job file's
 /// folder, which a plugin's relative path starts from.
 pub async fn open(
-    target: &Target,
+    job: &Job,
     timezone: Option<String>,
     read_only: bool,
     job_dir: &Path,
 ) -> Result<(Box<dyn Connector>, TargetRef), TargetError> {
+    let target = &job.target;
     let url = if read_only {
         target.url.clone()
     } else {
@@ -35,10 +36,15 @@ pub async fn open(
     }
     .ok_or(TargetError::NoUrl)?;
     let identity = identify(&target.connector, target.url.as_deref().unwrap_or(&url));
+    let millis = |d: crate::spec::time::Duration| {
+        u64::try_from(d.to_signed().as_millis()).unwrap_or(u64::MAX)
+    };
     let options = OpenOptions {
         url,
         timezone,
         read_only,
+        lock_timeout_ms: Some(millis(job.safety.lock_timeout)),
+        statement_timeout_ms: Some(millis(job.safety.statement_timeout)),
     };
     let connector: Box<dyn Connector> = match &target.connector {
         ConnectorRef::Sqlite => Box::new(lethe_sqlite::SqliteConnector::open(&options).await?),

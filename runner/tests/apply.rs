@@ -343,10 +343,9 @@ async fn a_plan_is_applied_once_and_restore_puts_rows_back() {
     // Restore from the backup.
     let runs = ledger.runs(None, None).await.unwrap();
     let backup = std::path::PathBuf::from(runs[0].backup.clone().unwrap());
-    let (mut conn, _) =
-        lethe::target::open(&loaded.job.target, None, false, std::path::Path::new("."))
-            .await
-            .unwrap();
+    let (mut conn, _) = lethe::target::open(&loaded.job, None, false, std::path::Path::new("."))
+        .await
+        .unwrap();
     let schema = conn.introspect().await.unwrap();
     let summary = apply::restore::restore(conn.as_mut(), &schema, &backup, false)
         .await

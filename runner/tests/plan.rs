@@ -215,7 +215,7 @@ async fn an_unreachable_target_is_a_clear_error() {
     let missing = dir.path().join("nowhere.db");
     let text = example_job_text("anonymize-old-customers", &missing);
     let job = load_job("anonymize-old-customers", &text);
-    let err = lethe::target::open(&job.job.target, None, true, job.dir())
+    let err = lethe::target::open(&job.job, None, true, job.dir())
         .await
         .err()
         .unwrap();

@@ -78,6 +78,7 @@ impl MysqlConnector {
                 .await
                 .map_err(map_err)?;
         }
+        timeouts(&mut conn, options).await?;
         let (schema, catalog) = introspect::schema(&mut conn).await.map_err(map_err)?;
         let tz = match options.timezone.as_deref() {
             None => jiff::tz::TimeZone::UTC,
@@ -344,6 +345,35 @@ fn connect_error(e: sqlx::Error, shown: &str) -> ConnectorError {
         _ => format!("MySQL at {shown}: {}", c.message),
     };
     c
+}
+
+/// Lock and statement limits for the session: row locks
+/// (`innodb_lock_wait_timeout`) and metadata locks (`lock_wait_timeout`)
+/// in whole seconds (at least 1), statements by MariaDB's
+/// `max_statement_time` (seconds) or MySQL's `max_execution_time`
+/// (milliseconds, SELECT only).
+async fn timeouts(conn: &mut MySqlConnection, options: &OpenOptions) -> Result<()> {
+    if let Some(ms) = options.lock_timeout_ms {
+        let secs = ms.div_ceil(1000).clamp(1, 1_073_741_824);
+        for var in ["innodb_lock_wait_timeout", "lock_wait_timeout"] {
+            conn.execute(AssertSqlSafe(format!("SET SESSION {var} = {secs}")))
+                .await
+                .map_err(map_err)?;
+        }
+    }
+    if let Some(ms) = options.statement_timeout_ms {
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let sql = if version.contains("MariaDB") {
+            format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0)
+        } else {
+            format!("SET SESSION max_execution_time = {ms}")
+        };
+        conn.execute(AssertSqlSafe(sql)).await.map_err(map_err)?;
+    }
+    Ok(())
 }
 
 /// sqlx errors → connector errors, by the server's error number. Values

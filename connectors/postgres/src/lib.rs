@@ -73,6 +73,21 @@ impl PostgresConnector {
                 );
                 c
             })?;
+        // Give up on a lock rather than queue behind someone's long
+        // transaction; cancel a statement that runs away.
+        for (name, ms) in [
+            ("lock_timeout", options.lock_timeout_ms),
+            ("statement_timeout", options.statement_timeout_ms),
+        ] {
+            if let Some(ms) = ms {
+                sqlx::query("SELECT set_config($1, $2, false)")
+                    .bind(name)
+                    .bind(format!("{ms}ms"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
         if options.read_only {
             conn.execute("SET default_transaction_read_only = on")
                 .await

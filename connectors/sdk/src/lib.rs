@@ -43,7 +43,7 @@ pub struct ConnectorInfo {
 }
 
 /// How to open a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenOptions {
     /// The database URL (it may hold credentials: never print it).
     pub url: String,
@@ -53,6 +53,14 @@ pub struct OpenOptions {
     /// Open for reading only (planning).
     #[serde(default)]
     pub read_only: bool,
+    /// How long a statement may wait for a lock held by someone else
+    /// (None: the connector's default). Production databases stay usable:
+    /// lethe gives up rather than queue behind a long transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_timeout_ms: Option<u64>,
+    /// How long one statement may run (None: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout_ms: Option<u64>,
 }
 
 /// Receives the rows of a [`Select`], one at a time, in order.

@@ -48,7 +48,8 @@ impl SqliteConnector {
             .create_if_missing(false)
             .read_only(options.read_only)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            // Another writer holds the file: wait this long, then fail.
+            .busy_timeout(Duration::from_millis(options.lock_timeout_ms.unwrap_or(5000)));
         let shown = opts.get_filename().display().to_string();
         let writable = !options.read_only
             && std::fs::metadata(opts.get_filename()).is_ok_and(|m| !m.permissions().readonly());

@@ -333,7 +333,7 @@ pub async fn apply(
 
     // The target must be the one planned against.
     let (mut conn, identity) = crate::target::open(
-        &job.target,
+        job,
         model.timezone.clone(),
         false,
         crate::target::job_dir(&plan.job_file),

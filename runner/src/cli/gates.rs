@@ -398,7 +398,7 @@ async fn typed_matches(cx: &Context, field: &str, typed: &str) -> Result<bool, S
         .and_then(|f| f.category.as_ref())
         .is_some_and(|c| c.0.starts_with("contact.email"));
     let (mut conn, target) = crate::target::open(
-        &cx.loaded.job.target,
+        &cx.loaded.job,
         model.timezone.clone(),
         true,
         crate::target::job_dir(&cx.loaded.plan.job_file),

@@ -180,11 +180,12 @@ pub fn run() -> ExitCode {
 
 /// Logs (lethe's and its plugins') go to stderr, filtered by `LETHE_LOG`
 /// (or `RUST_LOG`), e.g. `LETHE_LOG=lethe::plugin=debug`; warnings and
-/// errors by default.
+/// errors by default, but not sqlx's slow-statement warnings: waiting on a
+/// large table is what lethe's own progress and errors report.
 fn init_log() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

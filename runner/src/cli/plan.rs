@@ -190,7 +190,7 @@ pub async fn make(
     options: &PlanOptions,
 ) -> Result<Planned, Failure> {
     let tz = job.model.model.timezone.clone();
-    let (mut conn, target) = crate::target::open(&job.job.target, tz, true, job.dir())
+    let (mut conn, target) = crate::target::open(&job.job, tz, true, job.dir())
         .await
         .map_err(|e| {
             Failure::Message(format!("cannot reach the target of {}: {e}", job.job.name))

@@ -206,7 +206,7 @@ pub async fn restore(_ctx: &Ctx, args: RestoreArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let (mut conn, identity) = match crate::target::open(
-        &loaded.job.target,
+        &loaded.job,
         loaded.model.model.timezone.clone(),
         false,
         crate::target::job_dir(&loaded.plan.job_file),

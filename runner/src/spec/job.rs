@@ -485,6 +485,30 @@ pub struct Safety {
     #[serde(default = "default_cascade_factor")]
     #[schemars(range(min = 1))]
     pub large_cascade_factor: u32,
+    /// How long a statement waits for a lock someone else holds before the
+    /// batch fails (and the run can be resumed): rows of a production
+    /// database stay locked for others no longer than this.
+    #[serde(default = "default_lock_timeout")]
+    #[schemars(example = &"5s")]
+    pub lock_timeout: super::time::Duration,
+    /// How long one statement may run before it is cancelled.
+    #[serde(default = "default_statement_timeout")]
+    #[schemars(example = &"5m")]
+    pub statement_timeout: super::time::Duration,
+}
+
+fn default_lock_timeout() -> super::time::Duration {
+    super::time::Duration {
+        amount: 5,
+        unit: super::time::DurationUnit::Seconds,
+    }
+}
+
+fn default_statement_timeout() -> super::time::Duration {
+    super::time::Duration {
+        amount: 5,
+        unit: super::time::DurationUnit::Minutes,
+    }
 }
 
 fn default_batch() -> u32 {
@@ -504,6 +528,8 @@ impl Default for Safety {
             verify: true,
             batch_size: default_batch(),
             large_cascade_factor: default_cascade_factor(),
+            lock_timeout: default_lock_timeout(),
+            statement_timeout: default_statement_timeout(),
         }
     }
 }

@@ -273,7 +273,7 @@ impl Clock {
     }
 }
 
-/// A positive length of wall time: `30m`, `48h`, `7d`, `2w`.
+/// A positive length of wall time: `5s`, `30m`, `48h`, `7d`, `2w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Duration {
     pub amount: u32,
@@ -282,6 +282,7 @@ pub struct Duration {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DurationUnit {
+    Seconds,
     Minutes,
     Hours,
     Days,
@@ -289,12 +290,13 @@ pub enum DurationUnit {
 }
 
 /// The regular expression the schema uses for durations.
-pub const DURATION_PATTERN: &str = r"^[0-9]+(m|h|d|w)$";
+pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h|d|w)$";
 
 impl Duration {
     pub fn to_signed(self) -> SignedDuration {
         let n = i64::from(self.amount);
         match self.unit {
+            DurationUnit::Seconds => SignedDuration::from_secs(n),
             DurationUnit::Minutes => SignedDuration::from_mins(n),
             DurationUnit::Hours => SignedDuration::from_hours(n),
             DurationUnit::Days => SignedDuration::from_hours(24 * n),
@@ -309,7 +311,7 @@ impl FromStr for Duration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || DateError {
             text: s.to_owned(),
-            why: "a duration is a number and a unit: 30m, 48h, 7d, 2w".to_owned(),
+            why: "a duration is a number and a unit: 5s, 30m, 48h, 7d, 2w".to_owned(),
         };
         let digits = s.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
@@ -317,6 +319,7 @@ impl FromStr for Duration {
         }
         let amount = s[..digits].parse().map_err(|_| err())?;
         let unit = match &s[digits..] {
+            "s" => DurationUnit::Seconds,
             "m" => DurationUnit::Minutes,
             "h" => DurationUnit::Hours,
             "d" => DurationUnit::Days,
@@ -330,6 +333,7 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let u = match self.unit {
+            DurationUnit::Seconds => "s",
             DurationUnit::Minutes => "m",
             DurationUnit::Hours => "h",
             DurationUnit::Days => "d",
@@ -359,7 +363,7 @@ impl JsonSchema for Duration {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A length of wall time: a number and a unit (m minutes, h hours, d days, w weeks).",
+            "description": "A length of wall time: a number and a unit (s seconds, m minutes, h hours, d days, w weeks).",
             "type": "string",
             "pattern": DURATION_PATTERN,
             "examples": ["7d", "48h", "30m"],

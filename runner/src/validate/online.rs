@@ -28,7 +28,7 @@ pub async fn check(job: &JobFile) -> Vec<Diagnostic> {
     let tz = job.model.model.timezone.clone();
 
     // The planning user.
-    match crate::target::open(t, tz.clone(), true, job.dir()).await {
+    match crate::target::open(&job.job, tz.clone(), true, job.dir()).await {
         Err(e) => {
             out.push(
                 Diagnostic::error(
@@ -76,7 +76,7 @@ pub async fn check(job: &JobFile) -> Vec<Diagnostic> {
 
     // The applying user, when it is another one.
     if separate {
-        match crate::target::open(t, tz, false, job.dir()).await {
+        match crate::target::open(&job.job, tz, false, job.dir()).await {
             Err(e) => out.push(
                 Diagnostic::error(
                     "target-unreachable",

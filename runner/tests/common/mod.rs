@@ -64,14 +64,10 @@ pub fn load_job(name: &str, text: &str) -> JobFile {
 
 /// Plans a job with the fixed clock and key.
 pub async fn plan(job: &JobFile) -> Result<Planned, lethe::plan::PlanError> {
-    let (mut conn, target) = lethe::target::open(
-        &job.job.target,
-        job.model.model.timezone.clone(),
-        true,
-        job.dir(),
-    )
-    .await
-    .unwrap();
+    let (mut conn, target) =
+        lethe::target::open(&job.job, job.model.model.timezone.clone(), true, job.dir())
+            .await
+            .unwrap();
     let options = PlanOptions {
         now: Some(now()),
         author: "planner@example.com".into(),

@@ -15,6 +15,7 @@ pub async fn export(shadow: &Path, dir: &Path) {
         url: format!("sqlite://{}", shadow.display()),
         timezone: None,
         read_only: true,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -67,14 +67,10 @@ impl TestDb {
 
     /// Plans a job with the conformance clock and key.
     pub async fn plan(&self, job: &JobFile) -> Result<Planned, lethe::plan::PlanError> {
-        let (mut conn, target) = lethe::target::open(
-            &job.job.target,
-            job.model.model.timezone.clone(),
-            true,
-            job.dir(),
-        )
-        .await
-        .unwrap();
+        let (mut conn, target) =
+            lethe::target::open(&job.job, job.model.model.timezone.clone(), true, job.dir())
+                .await
+                .unwrap();
         let options = PlanOptions {
             now: Some(NOW.parse().unwrap()),
             author: "planner@example.com".into(),

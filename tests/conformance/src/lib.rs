@@ -364,6 +364,7 @@ impl TestDb {
             url: self.url.clone(),
             timezone: timezone.map(str::to_owned),
             read_only,
+            ..Default::default()
         };
         let c: Box<dyn Connector> = match self.backend {
             Backend::Sqlite => {

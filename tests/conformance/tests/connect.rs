@@ -22,6 +22,7 @@ async fn open(backend: Backend, url: &str) -> Result<Box<dyn Connector>, Connect
         url: url.to_owned(),
         timezone: None,
         read_only: false,
+        ..Default::default()
     };
     Ok(match backend {
         Backend::Postgres => Box::new(lethe_postgres::PostgresConnector::open(&options).await?),

@@ -18,6 +18,7 @@ fn options(url: &str) -> OpenOptions {
         url: url.to_owned(),
         timezone: None,
         read_only: false,
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,144 @@
+//! Gentle on production: when another transaction holds the rows a batch
+//! needs, apply waits at most `safety.lock_timeout`, then fails cleanly —
+//! nothing of the batch is left, the run says how to resume — and resumes
+//! once the lock is gone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use lethe_conformance::fixture::isp_model;
+use lethe_conformance::{Backend, KEY, NOW, TestDb, conformance};
+use sqlx::{AssertSqlSafe, Connection, Executor};
+
+fn lethe_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn lethe(db: &TestDb, args: &[&str]) -> (i32, String) {
+    let out = tokio::task::block_in_place(|| {
+        Command::new(lethe_binary())
+            .args(args)
+            .current_dir(db.dir.path())
+            .env("NO_COLOR", "1")
+            .env(
+                "LETHE_STATE_URL",
+                format!("sqlite://{}", db.path("state.db").display()),
+            )
+            .env("LETHE_HASH_KEY", KEY)
+            .env("LETHE_USER", "planner@example.com")
+            .env_remove("LETHE_PROJECT")
+            .output()
+            .unwrap()
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A connection holding a write lock on every customer row until dropped
+/// (its transaction then rolls back).
+enum Holder {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+    Mysql(sqlx::MySqlConnection),
+}
+
+async fn hold_customers(db: &TestDb) -> Holder {
+    match db.backend {
+        Backend::Postgres => {
+            let o = sqlx::postgres::PgConnectOptions::from_str(&db.url).unwrap();
+            let mut c = sqlx::PgConnection::connect_with(&o).await.unwrap();
+            c.execute("BEGIN").await.unwrap();
+            c.execute("SELECT * FROM customers FOR UPDATE")
+                .await
+                .unwrap();
+            Holder::Postgres(c)
+        }
+        Backend::Mysql => {
+            let o = sqlx::mysql::MySqlConnectOptions::from_str(&db.url).unwrap();
+            let mut c = sqlx::MySqlConnection::connect_with(&o).await.unwrap();
+            c.execute("START TRANSACTION").await.unwrap();
+            c.execute("SELECT * FROM customers FOR UPDATE")
+                .await
+                .unwrap();
+            Holder::Mysql(c)
+        }
+        _ => {
+            let o = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url).unwrap();
+            let mut c = sqlx::SqliteConnection::connect_with(&o).await.unwrap();
+            c.execute("BEGIN IMMEDIATE").await.unwrap();
+            c.execute(AssertSqlSafe(
+                "UPDATE customers SET score = score".to_owned(),
+            ))
+            .await
+            .unwrap();
+            Holder::Sqlite(c)
+        }
+    }
+}
+
+async fn release(h: Holder) {
+    match h {
+        Holder::Sqlite(mut c) => c.execute("ROLLBACK").await.map(drop).unwrap(),
+        Holder::Postgres(mut c) => c.execute("ROLLBACK").await.map(drop).unwrap(),
+        Holder::Mysql(mut c) => c.execute("ROLLBACK").await.map(drop).unwrap(),
+    }
+}
+
+async fn a_held_lock_fails_the_batch_at_the_lock_timeout(backend: Backend) {
+    if !matches!(
+        backend,
+        Backend::Sqlite | Backend::Postgres | Backend::Mysql
+    ) {
+        return;
+    }
+    let Some(db) = TestDb::isp(backend).await else {
+        return;
+    };
+    let text = db.job_text(
+        "held",
+        &isp_model().display().to_string(),
+        "selection:\n  entity: customer\n  where: [{ field: status, eq: active }]\n  cap: 100\naction:\n  type: deactivate\napproval:\n  mode: auto\nsafety:\n  lock_timeout: 1s\n",
+    );
+    std::fs::write(db.path("held.yaml"), text).unwrap();
+    let (code, out) = lethe(&db, &["plan", "held.yaml", "-o", "plan.json", "--now", NOW]);
+    assert_eq!(code, 0, "{out}");
+    let before = db.dump("UTC").await;
+
+    let holder = hold_customers(&db).await;
+    let started = Instant::now();
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    let waited = started.elapsed();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        waited < Duration::from_secs(20),
+        "apply waited {waited:?} for a 1 s lock timeout"
+    );
+    assert!(out.contains("--resume"), "no way to resume is shown: {out}");
+    release(holder).await;
+    assert_eq!(before, db.dump("UTC").await, "a failed batch left changes");
+
+    let run = out
+        .split_whitespace()
+        .skip_while(|w| *w != "--resume")
+        .nth(1)
+        .unwrap()
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+        .to_owned();
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes", "--resume", &run]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Verification  passed"), "{out}");
+}
+
+conformance!(a_held_lock_fails_the_batch_at_the_lock_timeout);
