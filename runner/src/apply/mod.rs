@@ -61,6 +61,14 @@ pub enum ApplyError {
     Backup(String),
     #[error("run {run_id} stopped: {message}")]
     Run { run_id: String, message: String },
+    #[error(
+        "run {run_id} paused at your request after {done} of {total} batches; every committed batch stays"
+    )]
+    Paused {
+        run_id: String,
+        done: u64,
+        total: u64,
+    },
 }
 
 fn target(what: &'static str) -> impl Fn(ConnectorError) -> ApplyError {
@@ -168,6 +176,12 @@ pub struct Options<'a> {
     pub stale_after: Duration,
     /// Who may approve (the project file).
     pub project: crate::project::Project,
+    /// At most this many records a second (`--max-rate`): the run sleeps
+    /// between batches to keep under it.
+    pub max_rate: Option<f64>,
+    /// Set (by Ctrl-C) to pause: the current batch finishes and commits,
+    /// then the run stops and can be resumed.
+    pub pause: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Options<'_> {
@@ -178,6 +192,8 @@ impl Default for Options<'_> {
             progress: None,
             stale_after: Duration::from_secs(120),
             project: crate::project::Project::default(),
+            max_rate: None,
+            pause: None,
         }
     }
 }
@@ -540,11 +556,16 @@ async fn run_locked(
         Ok(x) => x,
         Err(e) => {
             let message = e.to_string();
+            let state = if matches!(e, ApplyError::Paused { .. }) {
+                RunState::Interrupted
+            } else {
+                RunState::Failed
+            };
             let _ = ledger
-                .finish_run(&run, RunState::Failed, Some(&message), None, 0)
+                .finish_run(&run, state, Some(&message), None, 0)
                 .await;
             return Err(match e {
-                ApplyError::Run { .. } => e,
+                ApplyError::Run { .. } | ApplyError::Paused { .. } => e,
                 other => fail(other.to_string()),
             });
         }
@@ -779,10 +800,29 @@ async fn run_batches(
         .map(|b| b.seq)
         .collect();
 
+    let started = std::time::Instant::now();
+    let mut done_here = 0u64;
     for (seq, keys) in batches.iter().enumerate() {
         let seq = seq as u64;
         if done_seqs.contains(&seq) {
             continue;
+        }
+        if options
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            let done = ledger
+                .batches(&run.id)
+                .await?
+                .iter()
+                .filter(|b| b.committed)
+                .count() as u64;
+            return Err(ApplyError::Paused {
+                run_id: run.id.clone(),
+                done,
+                total: batches.len() as u64,
+            });
         }
         conn.begin(TxMode::ReadWrite)
             .await
@@ -902,6 +942,14 @@ async fn run_batches(
         skipped.extend(out.skipped);
         if let Some(p) = options.progress.as_mut() {
             p(done_records + skipped.len() as u64, total);
+        }
+        // Throttle: records done here so far may not outrun the rate.
+        done_here += keys.len() as u64;
+        if let Some(rate) = options.max_rate.filter(|r| *r > 0.0) {
+            let due = Duration::from_secs_f64(done_here as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
     let effects = effects

@@ -30,6 +30,10 @@ pub struct ApplyArgs {
     /// Who applies (default: $LETHE_USER, else the login name).
     #[arg(long, value_name = "ID")]
     pub by: Option<String>,
+    /// At most N records a second: gentler on a busy database (the run
+    /// sleeps between batches).
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
 }
 
 async fn ledger() -> Result<Ledger, ExitCode> {
@@ -113,11 +117,30 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    // Ctrl-C pauses: the batch in flight commits, then the run stops and
+    // says how to resume. A second Ctrl-C is the shell's usual hard stop.
+    let pause = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let pause = pause.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                pause.store(true, std::sync::atomic::Ordering::SeqCst);
+                eprintln!(
+                    "\nPausing: the current batch finishes first (Ctrl-C again to stop at once)…"
+                );
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
     let options = Options {
         by: whoami(args.by.as_deref()),
         resume: args.resume.clone(),
         progress: Some(&mut progress),
         project,
+        max_rate: args.max_rate,
+        pause: Some(pause),
         ..Options::default()
     };
     let outcome = apply::apply(&ledger, &loaded, options).await;
@@ -128,7 +151,7 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            if let ApplyError::Run { run_id, .. } = &e {
+            if let ApplyError::Run { run_id, .. } | ApplyError::Paused { run_id, .. } = &e {
                 eprintln!(
                     "The run can continue from its last committed batch: lethe apply {} --resume {run_id}",
                     args.plan.display()

@@ -142,3 +142,70 @@ async fn a_held_lock_fails_the_batch_at_the_lock_timeout(backend: Backend) {
 }
 
 conformance!(a_held_lock_fails_the_batch_at_the_lock_timeout);
+
+/// `--max-rate` keeps a run under N records a second, and Ctrl-C pauses
+/// it: the batch in flight commits, the run stops with the command that
+/// resumes it, and the resumed run finishes the plan.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_pauses_a_throttled_run_and_resume_finishes_it() {
+    let db = TestDb::demo(Backend::Sqlite, 600).await.unwrap();
+    let text = db.job_text(
+        "throttled",
+        "retail-crm",
+        "selection:\n  entity: customer\n  where: [{ field: kind, eq: private }]\n  cap: 200\naction:\n  type: anonymize\n  categories: [contact, notes]\napproval:\n  mode: auto\n  acknowledge: [cap-reached]\nsafety:\n  batch_size: 10\n",
+    );
+    std::fs::write(db.path("throttled.yaml"), text).unwrap();
+    let (code, out) = lethe(
+        &db,
+        &["plan", "throttled.yaml", "-o", "plan.json", "--now", NOW],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    let started = Instant::now();
+    let child = Command::new(lethe_binary())
+        .args(["apply", "plan.json", "--yes", "--max-rate", "50"])
+        .current_dir(db.dir.path())
+        .env("NO_COLOR", "1")
+        .env(
+            "LETHE_STATE_URL",
+            format!("sqlite://{}", db.path("state.db").display()),
+        )
+        .env("LETHE_HASH_KEY", KEY)
+        .env("LETHE_USER", "planner@example.com")
+        .env_remove("LETHE_PROJECT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("paused at your request after"), "{text}");
+    // 200 records at 50 a second take 4 s; it stopped well before.
+    assert!(started.elapsed() < Duration::from_secs(4), "{text}");
+    let run = text
+        .split_whitespace()
+        .skip_while(|w| *w != "--resume")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let (code, status) = lethe(&db, &["status", &run]);
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("interrupted"), "{status}");
+
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes", "--resume", &run]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Records  200 of 200 planned"), "{out}");
+    assert!(out.contains("Verification  passed"), "{out}");
+}
