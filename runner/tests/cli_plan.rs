@@ -75,7 +75,7 @@ async fn plan_writes_the_plan_the_report_and_the_review_lists() {
     ] {
         assert!(v.get(key).is_some(), "the JSON report lacks `{key}`");
     }
-    let p: lethe::plan::Plan =
+    let mut p: lethe::plan::Plan =
         serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     assert!(p.verify());
     assert_eq!(p.plan_id, v["plan_id"]);

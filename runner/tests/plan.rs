@@ -43,7 +43,7 @@ async fn the_plan_follows_the_selection_rules() {
         "anonymize-old-customers",
         &example_job_text("anonymize-old-customers", &db),
     );
-    let p = plan(&job).await.unwrap().plan;
+    let mut p = plan(&job).await.unwrap().plan;
     let s = p.summary;
     // SPEC §6.7: matched = ignored + selected + deferred, cap respected.
     assert_eq!(s.matched, s.ignored + s.selected + s.deferred);

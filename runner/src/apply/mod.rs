@@ -87,9 +87,11 @@ pub struct Loaded {
 /// whose content no longer matches its id, or whose model changed.
 pub fn load(path: &Path, ws: &Workspace) -> Result<Loaded, ApplyError> {
     let shown = crate::spec::source::display_path(path);
-    let text = std::fs::read_to_string(path)
+    // Read straight from the file: a plan of a million records is not
+    // held as text beside its parsed form.
+    let file = std::fs::File::open(path)
         .map_err(|e| ApplyError::Plan(format!("cannot read {shown}: {e}")))?;
-    let plan: Plan = serde_json::from_str(&text)
+    let mut plan: Plan = serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, file))
         .map_err(|e| ApplyError::Plan(format!("{shown} is not a lethe plan: {e}")))?;
     if !plan.verify() {
         return Err(ApplyError::Refused(format!(

@@ -248,13 +248,32 @@ pub struct PreviousRun {
     pub records: u64,
 }
 
+/// Feeds serialized JSON straight into the hash: a plan with a million
+/// selected records is never held twice (nor as one big string) to be
+/// hashed.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Plan {
-    /// The id this plan's content has.
-    pub fn compute_id(&self) -> String {
-        let mut copy = self.clone();
-        copy.plan_id = String::new();
-        let bytes = serde_json::to_vec(&copy).unwrap_or_default();
-        hex::encode(Sha256::digest(&bytes))
+    /// The id of this plan's content: SHA-256 of its compact JSON with
+    /// `plan_id` empty. Takes the plan mutably to blank the id while
+    /// hashing (and put it back) instead of cloning the whole plan.
+    pub fn compute_id(&mut self) -> String {
+        let id = std::mem::take(&mut self.plan_id);
+        let mut w = HashWriter(Sha256::new());
+        let _ = serde_json::to_writer(&mut w, &*self);
+        self.plan_id = id;
+        hex::encode(w.0.finalize())
     }
 
     /// Sets `plan_id` from the content.
@@ -264,7 +283,8 @@ impl Plan {
     }
 
     /// True when the id matches the content (the file was not edited).
-    pub fn verify(&self) -> bool {
-        self.plan_id == self.compute_id()
+    pub fn verify(&mut self) -> bool {
+        let id = self.compute_id();
+        self.plan_id == id
     }
 }
