@@ -427,17 +427,9 @@ impl Ctx<'_> {
         let table = self.schema.table(&t.rows.table);
         let entity = self.model.entities.get(&t.rows.entity);
         for chunk in kept.chunks(KEY_CHUNK) {
-            // Rows with something to replace (NULL stays NULL).
-            let any = Cond::Or(
-                t.fields
-                    .iter()
-                    .map(|f| Cond::IsNull {
-                        expr: Expr::Column(f.column.clone()),
-                        negated: true,
-                    })
-                    .collect(),
-            );
-            let filter = t.rows.rows(root_key, chunk).and(any);
+            // Rows with something to replace (NULL stays NULL), or all of
+            // them when the record is marked as anonymized.
+            let filter = t.rows.rows(root_key, chunk).and(t.changes());
             let (cols, found) = rows(conn, self.schema, &t.rows.table, &t.rows.key, filter)
                 .instrument(tracing::info_span!("batch.capture"))
                 .await?;
@@ -467,6 +459,7 @@ impl Ctx<'_> {
                         })?;
                     r.push(v);
                 }
+                r.extend(t.mark.iter().map(|(_, v)| v.clone()));
                 new_rows.push(r);
             }
             // Unique columns stay unique: a replacement already taken by a
@@ -488,8 +481,10 @@ impl Ctx<'_> {
                 let after: Map<String, Json> = t
                     .fields
                     .iter()
+                    .map(|f| &f.column)
+                    .chain(t.mark.iter().map(|(c, _)| c))
                     .zip(&new[1..])
-                    .map(|(f, v)| (f.column.clone(), json(v)))
+                    .map(|(c, v)| (c.clone(), json(v)))
                     .collect();
                 out.lines.push(self.line(
                     seq,
@@ -507,7 +502,12 @@ impl Ctx<'_> {
             conn.update(&Update::Rows {
                 table: t.rows.table.clone(),
                 key: t.rows.key.clone(),
-                columns: t.fields.iter().map(|f| f.column.clone()).collect(),
+                columns: t
+                    .fields
+                    .iter()
+                    .map(|f| f.column.clone())
+                    .chain(t.mark.iter().map(|(c, _)| c.clone()))
+                    .collect(),
                 rows: new_rows,
             })
             .instrument(tracing::info_span!("batch.update"))

@@ -128,6 +128,7 @@ pub fn selection(
         }
     }
     flags.extend(work::delete_blockers(r, entity, action)?);
+    flags.extend(work::already_anonymized(r, entity, action)?);
     Ok(Selection {
         filter: r.all(entity, &filter.0)?,
         flags,
@@ -403,15 +404,7 @@ async fn plan_in_tx(
                 // Rows with anything to change, and per field the non-NULL ones.
                 let mut counts = vec![0u64; t.fields.len() + 1];
                 for chunk in selected_keys.chunks(KEY_CHUNK) {
-                    let any = Cond::Or(
-                        t.fields
-                            .iter()
-                            .map(|f| Cond::IsNull {
-                                expr: Expr::Column(f.column.clone()),
-                                negated: true,
-                            })
-                            .collect(),
-                    );
+                    let any = t.changes();
                     let q = Tally {
                         table: t.rows.table.clone(),
                         filter: t.rows.rows(&entity.key, chunk).and(any),

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lethe_connector::{Cond, Join, Privilege, Value};
+use lethe_connector::{Cond, Expr, Join, Privilege, Value};
 
 use super::resolve::{Resolver, Unknown};
 use crate::spec::job::{Action, Scope};
@@ -75,10 +75,32 @@ pub struct AnonField {
 }
 
 /// A table anonymize writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnonTable {
     pub rows: TablePath,
     pub fields: Vec<AnonField>,
+    /// Columns set on every row (the record's `anonymized` marker; the
+    /// root table only).
+    pub mark: Vec<(String, Value)>,
+}
+
+impl AnonTable {
+    /// The rows anonymize changes: with a marker every reached row, else
+    /// those with a value to replace (NULL stays NULL).
+    pub fn changes(&self) -> Cond {
+        if !self.mark.is_empty() {
+            return Cond::True;
+        }
+        Cond::Or(
+            self.fields
+                .iter()
+                .map(|f| Cond::IsNull {
+                    expr: Expr::Column(f.column.clone()),
+                    negated: true,
+                })
+                .collect(),
+        )
+    }
 }
 
 /// A row deactivate inserts, one per record.
@@ -218,10 +240,19 @@ pub fn work(r: &Resolver<'_>, entity: &str, action: &Action) -> Result<Work, Unk
                         }
                     }
                 }
-                if !fs.is_empty() {
+                let mark: Vec<(String, Value)> = match (&e.anonymized, at.path.is_empty()) {
+                    (Some(m), true) => m
+                        .set
+                        .iter()
+                        .map(|(k, v)| (column_or_self(e, k), json_value(v)))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if !fs.is_empty() || !mark.is_empty() {
                     tables.push(AnonTable {
                         rows: at,
                         fields: fs,
+                        mark,
                     });
                 }
             }
@@ -554,4 +585,40 @@ impl Work {
         }
         out
     }
+}
+
+/// Records an earlier anonymize run marked (the entity's `anonymized`
+/// marker): an anonymize plan leaves them out, with this reason.
+pub fn already_anonymized(
+    r: &Resolver<'_>,
+    entity: &str,
+    action: &Action,
+) -> Result<Option<(Cond, String)>, Unknown> {
+    let Action::Anonymize { .. } = action else {
+        return Ok(None);
+    };
+    let e = r.entity(entity)?;
+    let Some(m) = e.anonymized.as_ref().filter(|m| !m.set.is_empty()) else {
+        return Ok(None);
+    };
+    let cond = Cond::And(
+        m.set
+            .iter()
+            .map(|(k, v)| {
+                let expr = Expr::Column(column_or_self(e, k));
+                match json_value(v) {
+                    Value::Null => Cond::IsNull {
+                        expr,
+                        negated: false,
+                    },
+                    value => Cond::Compare {
+                        expr,
+                        op: lethe_connector::CmpOp::Eq,
+                        value,
+                    },
+                }
+            })
+            .collect(),
+    );
+    Ok(Some((cond, "anonymized by an earlier run".to_owned())))
 }

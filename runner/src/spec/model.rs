@@ -69,6 +69,12 @@ pub struct Entity {
     /// How to deactivate a record (needed by `deactivate` and `keep-login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deactivate: Option<Deactivate>,
+    /// How an anonymized record is marked: anonymize sets these columns on
+    /// every record it processes, and later plans leave marked records out
+    /// ("anonymized by an earlier run"). Without it, a job that selects by
+    /// anything but personal data selects its own anonymized records again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymized: Option<Marker>,
     /// The stations (point-of-sale machines, devices) connected to a record,
     /// each of which must confirm a job that uses `confirmations: [stations]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -357,6 +363,19 @@ pub struct Deactivate {
 
 fn status_inactive() -> BTreeMap<String, serde_json::Value> {
     BTreeMap::from([("status".to_owned(), serde_json::json!("inactive"))])
+}
+
+/// Columns that mark a record (see [`Entity::anonymized`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Marker {
+    /// Columns to set, by field name (or column name), to these values.
+    #[schemars(example = status_anonymized())]
+    pub set: BTreeMap<String, serde_json::Value>,
+}
+
+fn status_anonymized() -> BTreeMap<String, serde_json::Value> {
+    BTreeMap::from([("status".to_owned(), serde_json::json!("anonymized"))])
 }
 
 /// A parent deactivated after its children.

@@ -503,6 +503,18 @@ pub fn check_model(m: &ModelFile) -> Vec<Diagnostic> {
                 }
             }
         }
+        if let Some(m) = &e.anonymized {
+            for k in m.set.keys() {
+                if !e.fields.contains_key(k) {
+                    let d = out.at(
+                        &format!("{}/{}", pointer_push(&format!("{ep}/anonymized"), "set"), k),
+                        "unknown-field",
+                        format!("`{ename}` has no field `{k}` to mark anonymized records with"),
+                    );
+                    help(d, suggest::help(k, field_names(e), "its fields are"));
+                }
+            }
+        }
         if let Some(st) = &e.stations {
             let sp = format!("{ep}/stations");
             match e.relations.get(&st.relation) {

@@ -338,6 +338,16 @@ async fn isp_billing_cancel_unlinking_logins(backend: Backend) {
 /// the plan selects nobody; a cut-off less than a year ago is a warning an
 /// approver must acknowledge.
 async fn retail_crm_until_none_are_left(backend: Backend) {
+    retail_crm_runs(backend, "delete-lapsed-private").await;
+}
+
+/// The same with anonymize: the model's `anonymized` marker keeps each run
+/// from selecting the previous runs' customers again.
+async fn retail_crm_anonymize_until_none_are_left(backend: Backend) {
+    retail_crm_runs(backend, "anonymize-lapsed-private").await;
+}
+
+async fn retail_crm_runs(backend: Backend, name: &str) {
     let Some(db) = TestDb::demo(backend, 1500).await else {
         return;
     };
@@ -350,7 +360,8 @@ async fn retail_crm_until_none_are_left(backend: Backend) {
             .map(|r| r[9].clone())
             .unwrap_or_default()
     };
-    job(&db, backend, "delete-lapsed-private", "retail-crm");
+    job(&db, backend, name, "retail-crm");
+    let job_file = format!("{name}.yaml");
     let mut plans = Vec::new();
     let mut selected_per_run = Vec::new();
     for run in 1..=10 {
@@ -359,7 +370,7 @@ async fn retail_crm_until_none_are_left(backend: Backend) {
             &db,
             &[
                 "plan",
-                "delete-lapsed-private.yaml",
+                &job_file,
                 "-o",
                 &plan_file,
                 "--export",
@@ -433,10 +444,10 @@ async fn retail_crm_until_none_are_left(backend: Backend) {
     );
 
     // A cut-off less than a year before the clock needs an acknowledgement.
-    let text = std::fs::read_to_string(db.path("delete-lapsed-private.yaml"))
+    let text = std::fs::read_to_string(db.path(&job_file))
         .unwrap()
         .replace("-2y", "-180d")
-        .replace("name: delete-lapsed-private", "name: delete-recent");
+        .replace(&format!("name: {name}"), "name: delete-recent");
     std::fs::write(db.path("delete-recent.yaml"), text).unwrap();
     let (code, text) = lethe(
         &db,
@@ -470,7 +481,7 @@ async fn retail_crm_until_none_are_left(backend: Backend) {
 
     shared_snapshots().bind(|| {
         insta::assert_snapshot!(
-            "retail-crm.runs",
+            format!("retail-crm.{name}.runs"),
             format!("selected per run: {selected_per_run:?}\n{}", digest(&after))
         );
     });
@@ -651,6 +662,7 @@ async fn retail_pos_blocked_by_local_only_data(backend: Backend) {
 }
 
 conformance!(
+    retail_crm_anonymize_until_none_are_left,
     retail_pos_partial_then_total_wipe,
     retail_pos_blocked_by_local_only_data,
     retail_crm_until_none_are_left,
