@@ -669,7 +669,9 @@ async fn verify_run(
                     .instrument(tracing::info_span!("verify.trace"))
                     .await
                     .map_err(target("scanning for traces"))?;
-                let (kept, residues) = verify::split_duplicates(plan, found);
+                let (kept, residues) = verify::split_duplicates(conn, model, plan, found)
+                    .await
+                    .map_err(target("checking residues against possible duplicates"))?;
                 verification.kept_duplicates = kept;
                 verification.residues = residues;
             }

@@ -399,13 +399,70 @@ pub async fn trace_scan(
     Ok(residues)
 }
 
-/// Residues in records the plan listed as possible duplicates are kept on
-/// purpose (SPEC §6.17); the rest fail verification.
-pub fn split_duplicates(plan: &Plan, residues: Vec<Residue>) -> (Vec<Residue>, Vec<Residue>) {
+/// Splits residues into those in records the plan listed as possible
+/// duplicates of a selected one (kept on purpose: the value is theirs too)
+/// and the rest. A residue counts as a duplicate's when it is in the
+/// duplicate's own row or in a row of a table directly related to it (its
+/// orders, its messages): a phone two customers share stays in the kept
+/// one's SMS.
+pub async fn split_duplicates(
+    conn: &mut dyn Connector,
+    model: &SystemModel,
+    plan: &Plan,
+    residues: Vec<Residue>,
+) -> Result<(Vec<Residue>, Vec<Residue>), ConnectorError> {
     let dups: HashSet<Vec<u8>> = plan.duplicates.iter().map(|d| id(&d.other_key)).collect();
-    residues
-        .into_iter()
-        .partition(|r| r.table == plan.entity.table && dups.contains(&id(&r.key)))
+    if dups.is_empty() || residues.is_empty() {
+        return Ok((Vec::new(), residues));
+    }
+    // Tables directly related to the entity: (key column, foreign key).
+    let mut children: HashMap<String, (String, String)> = HashMap::new();
+    if let Some(root) = model.entities.get(&plan.entity.name) {
+        for rel in root.relations.values() {
+            if let Some(e) = model.entities.get(&rel.entity) {
+                children.insert(e.table.clone(), (e.key.clone(), rel.foreign_key.clone()));
+            }
+        }
+    }
+    // Who owns each residue row in those tables.
+    let mut owners: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
+    let mut by_table: HashMap<&str, Vec<Value>> = HashMap::new();
+    for r in &residues {
+        if children.contains_key(&r.table) {
+            by_table.entry(&r.table).or_default().push(r.key.clone());
+        }
+    }
+    for (table, keys) in by_table {
+        let (key, fk) = &children[table];
+        for chunk in keys.chunks(KEY_CHUNK) {
+            let q = Select {
+                table: table.to_owned(),
+                columns: vec![key.clone(), fk.clone()],
+                flags: vec![],
+                filter: Cond::keys(key, chunk.to_vec()),
+                order_by: vec![],
+                limit: None,
+            };
+            let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
+                if let [k, owner] = row.as_slice()
+                    && !owner.is_null()
+                {
+                    owners.insert((table.to_owned(), id(k)), id(owner));
+                }
+                Ok(())
+            };
+            conn.select(&q, &mut sink).await?;
+        }
+    }
+    Ok(residues.into_iter().partition(|r| {
+        if r.table == plan.entity.table {
+            dups.contains(&id(&r.key))
+        } else {
+            owners
+                .get(&(r.table.clone(), id(&r.key)))
+                .is_some_and(|o| dups.contains(o))
+        }
+    }))
 }
 
 /// Counts of a verification pass over the backup.

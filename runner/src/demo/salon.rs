@@ -389,7 +389,9 @@ fn plant(clients: &mut [Client], spec: &SalonSpec, rng: &mut Rng) {
     clients[4].visits = vec![(1500, 1), (1400, 1)];
     clients[4].extra = 5000;
     clients[4].created = spec.now - (1600 * 24).hours();
-    // 6: registered, never came: purged.
+    // 6: registered, never came: purged. She gave the phone of 5 (a
+    // relative who pays for her), which stays in 5's row and SMS.
+    clients[5].phone = clients[4].phone.as_deref().map(rewritten);
     clients[5].visits = Vec::new();
     clients[5].extra = 0;
     clients[5].created = spec.now - (800 * 24).hours();
