@@ -12,6 +12,7 @@ use crate::diag::{self, Diagnostic, Format, TextStyle};
 use crate::spec::schema::{SchemaKind, render};
 use crate::validate::Workspace;
 
+mod backups;
 mod connectors;
 mod demo;
 pub(crate) mod gates;
@@ -113,6 +114,8 @@ enum Command {
     Status(runs::StatusArgs),
     /// Release a stale run lock (a run whose process is gone).
     Unlock(runs::UnlockArgs),
+    /// The backups runs wrote: list them, prune old ones (audited).
+    Backups(backups::BackupsArgs),
     /// List the connectors: built in, and the plugins found in LETHE_PLUGIN_PATH.
     ///
     /// Each with its version, the plugin ABI version it speaks and its
@@ -175,6 +178,7 @@ pub fn run() -> ExitCode {
         Command::Status(args) => block_on(runs::status(&ctx, args)),
         Command::Unlock(args) => block_on(runs::unlock(&ctx, args)),
         Command::Connectors(args) => connectors::run(&args),
+        Command::Backups(args) => block_on(backups::run(args)),
     }
 }
 

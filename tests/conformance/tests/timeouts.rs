@@ -209,3 +209,71 @@ async fn ctrl_c_pauses_a_throttled_run_and_resume_finishes_it() {
     assert!(out.contains("Records  200 of 200 planned"), "{out}");
     assert!(out.contains("Verification  passed"), "{out}");
 }
+
+/// Backups are the personal values a run removed: `lethe backups prune`
+/// deletes those of finished runs older than a duration, each deletion an
+/// audit event; `--dry-run` deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_backups_are_pruned_and_audited() {
+    let db = TestDb::isp(Backend::Sqlite).await.unwrap();
+    let text = db.job_text(
+        "pruned",
+        &isp_model().display().to_string(),
+        "selection:\n  entity: customer\n  where: [{ field: status, eq: active }]\n  cap: 100\naction:\n  type: deactivate\napproval:\n  mode: auto\nsafety:\n  backup: required\n",
+    );
+    std::fs::write(db.path("pruned.yaml"), text).unwrap();
+    let (code, out) = lethe(
+        &db,
+        &["plan", "pruned.yaml", "-o", "plan.json", "--now", NOW],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    let backups: Vec<PathBuf> = std::fs::read_dir(db.path(".lethe/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(backups.len(), 1);
+    let (code, out) = lethe(&db, &["backups", "list"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("done") && out.contains("bytes"), "{out}");
+
+    // Too recent for a day.
+    let (_, out) = lethe(&db, &["backups", "prune", "--older-than", "1d"]);
+    assert!(out.contains("0 backups deleted"), "{out}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (code, out) = lethe(
+        &db,
+        &["backups", "prune", "--older-than", "1s", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("would delete"), "{out}");
+    assert!(backups[0].exists(), "a dry run deleted the backup");
+    let (code, out) = lethe(
+        &db,
+        &[
+            "backups",
+            "prune",
+            "--older-than",
+            "1s",
+            "--by",
+            "dpo@example.com",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 backup deleted"), "{out}");
+    assert!(!backups[0].exists(), "the backup is still there");
+    let (_, out) = lethe(&db, &["backups", "list"]);
+    assert!(out.contains("(gone)"), "{out}");
+
+    let o = sqlx::sqlite::SqliteConnectOptions::new().filename(db.path("state.db"));
+    let mut c = sqlx::SqliteConnection::connect_with(&o).await.unwrap();
+    let who: Vec<String> =
+        sqlx::query_scalar("SELECT actor FROM events WHERE kind = 'backup-pruned'")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(who, ["dpo@example.com"]);
+    let (code, out) = lethe(&db, &["history", "--verify"]);
+    assert_eq!(code, 0, "the audit chain broke: {out}");
+}

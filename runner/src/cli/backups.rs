@@ -1,0 +1,154 @@
+//! `lethe backups list|prune`: the backups runs wrote, and their retention.
+//!
+//! A backup holds the personal values a run removed; keeping it forever
+//! would undo the erasure. `prune` deletes the backups of finished runs
+//! older than a duration and records each deletion in the audit chain.
+//! Backups of runs that did not finish (failed, interrupted) are kept:
+//! resuming or restoring them needs the file.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+
+use super::{fail, print};
+use crate::ledger::{Ledger, LedgerLocation, RunRecord, RunState};
+use crate::spec::time::Duration;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupsCommand {
+    /// Every run's backup: when, which job, its state, where, and whether
+    /// the file is still there.
+    List,
+    /// Delete the backups of finished runs older than a duration.
+    ///
+    /// Each deletion is an audit event (`backup-pruned`). Runs that failed
+    /// or were interrupted keep their backup: they can still be resumed or
+    /// restored.
+    Prune {
+        /// Finished longer ago than this: `30d`, `12w`, `48h`.
+        #[arg(long, value_name = "DURATION")]
+        older_than: Duration,
+        /// Show what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who prunes (default: $LETHE_USER, else the login name).
+        #[arg(long, value_name = "ID")]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupsArgs {
+    #[command(subcommand)]
+    pub command: BackupsCommand,
+}
+
+pub async fn run(args: BackupsArgs) -> ExitCode {
+    let ledger = match Ledger::open(&LedgerLocation::from_env()).await {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let runs = match ledger.runs(None, None).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let with_backup: Vec<(&RunRecord, &str)> = runs
+        .iter()
+        .filter_map(|r| r.backup.as_deref().map(|b| (r, b)))
+        .collect();
+    match args.command {
+        BackupsCommand::List => {
+            if with_backup.is_empty() {
+                print("No backups.\n");
+                return ExitCode::SUCCESS;
+            }
+            let mut o = String::new();
+            for (r, path) in with_backup {
+                let size = std::fs::metadata(path)
+                    .map(|m| format!("{} bytes", m.len()))
+                    .unwrap_or_else(|_| "gone".to_owned());
+                o.push_str(&format!(
+                    "{}  {:<13}  {:<30}  {}  ({size})\n",
+                    r.finished_at.as_deref().unwrap_or("(not finished)"),
+                    r.state.as_str(),
+                    r.job,
+                    path
+                ));
+            }
+            print(&o);
+            ExitCode::SUCCESS
+        }
+        BackupsCommand::Prune {
+            older_than,
+            dry_run,
+            by,
+        } => {
+            let cutoff = match Timestamp::now().checked_sub(older_than.to_signed()) {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("--older-than {older_than}: {e}")),
+            };
+            let by = super::plan::whoami(by.as_deref());
+            let mut pruned = 0u64;
+            let mut kept_unfinished = 0u64;
+            let mut o = String::new();
+            for (r, path) in with_backup {
+                let finished = matches!(r.state, RunState::Done | RunState::VerifyFailed);
+                let old = r
+                    .finished_at
+                    .as_deref()
+                    .and_then(|f| f.parse::<Timestamp>().ok())
+                    .is_some_and(|f| f < cutoff);
+                if !old {
+                    continue;
+                }
+                if !finished {
+                    kept_unfinished += 1;
+                    continue;
+                }
+                if !Path::new(path).exists() {
+                    continue;
+                }
+                if dry_run {
+                    o.push_str(&format!("would delete {path} (run {}, {})\n", r.id, r.job));
+                    pruned += 1;
+                    continue;
+                }
+                if let Err(e) = std::fs::remove_file(path) {
+                    return fail(&format!("cannot delete {path}: {e}"));
+                }
+                if let Err(e) = ledger
+                    .event(
+                        "backup-pruned",
+                        &by,
+                        Some(&r.plan_id),
+                        Some(&r.id),
+                        serde_json::json!({ "path": path, "older_than": older_than.to_string() }),
+                    )
+                    .await
+                {
+                    return fail(&format!("deleted {path} but could not record it: {e}"));
+                }
+                o.push_str(&format!("deleted {path} (run {}, {})\n", r.id, r.job));
+                pruned += 1;
+            }
+            o.push_str(&format!(
+                "{pruned} backup{} {}older than {older_than}",
+                if pruned == 1 { "" } else { "s" },
+                if dry_run {
+                    "would be deleted, "
+                } else {
+                    "deleted, "
+                }
+            ));
+            if kept_unfinished > 0 {
+                o.push_str(&format!(
+                    "; {kept_unfinished} kept: their runs did not finish (resume or restore them first)"
+                ));
+            }
+            o.push('\n');
+            print(&o);
+            ExitCode::SUCCESS
+        }
+    }
+}
