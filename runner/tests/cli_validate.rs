@@ -152,3 +152,30 @@ fn the_ci_example_matches_the_cli() {
         }
     }
 }
+
+/// Shell completions and the manual page come from the same command
+/// definition as `--help`, so they cannot drift from it.
+#[test]
+fn completions_and_the_manual_page() {
+    for (shell, marker) in [
+        ("bash", "_lethe()"),
+        ("zsh", "#compdef lethe"),
+        ("fish", "complete -c lethe"),
+    ] {
+        let o = lethe(&["completions", shell], &root());
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        let text = stdout(&o);
+        assert!(text.contains(marker), "{shell}: no `{marker}`");
+        for sub in ["plan", "approve", "apply", "restore", "connectors"] {
+            assert!(text.contains(sub), "{shell}: no `{sub}`");
+        }
+    }
+    let o = lethe(&["man"], &root());
+    assert_eq!(o.status.code(), Some(0));
+    let man = stdout(&o);
+    assert!(man.contains(".TH lethe 1"), "{man}");
+    assert!(
+        man.contains("Exit codes"),
+        "the exit codes are not in the manual page"
+    );
+}

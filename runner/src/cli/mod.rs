@@ -116,6 +116,14 @@ enum Command {
     Unlock(runs::UnlockArgs),
     /// The backups runs wrote: list them, prune old ones (audited).
     Backups(backups::BackupsArgs),
+    /// Print a shell completion script: `lethe completions bash >
+    /// /etc/bash_completion.d/lethe` (or zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print lethe's manual page (roff): `lethe man | man -l -`.
+    Man,
     /// List the connectors: built in, and the plugins found in LETHE_PLUGIN_PATH.
     ///
     /// Each with its version, the plugin ABI version it speaks and its
@@ -179,6 +187,23 @@ pub fn run() -> ExitCode {
         Command::Unlock(args) => block_on(runs::unlock(&ctx, args)),
         Command::Connectors(args) => connectors::run(&args),
         Command::Backups(args) => block_on(backups::run(args)),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "lethe", &mut out);
+            print(&String::from_utf8_lossy(&out));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out) {
+                Ok(()) => {
+                    print(&String::from_utf8_lossy(&out));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot render the manual page: {e}")),
+            }
+        }
     }
 }
 
