@@ -179,3 +179,31 @@ fn completions_and_the_manual_page() {
         "the exit codes are not in the manual page"
     );
 }
+
+/// `-vv` logs every statement, `--log-format json` as one JSON object a
+/// line, on stderr; stdout keeps only the report.
+#[test]
+fn verbose_json_logs_go_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lethe(
+        &[
+            "-vv",
+            "--log-format",
+            "json",
+            "demo",
+            "--customers",
+            "30",
+            "--dir",
+            dir.path().join("demo").to_str().unwrap(),
+        ],
+        &root(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "no JSON log lines:\n{err}");
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v.get("level").is_some(), "{l}");
+    }
+    assert!(!stdout(&o).contains("\"level\""), "logs on stdout");
+}

@@ -38,8 +38,25 @@ struct Cli {
     /// When to use colours: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// No hints, no progress bar: only the report and errors.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log on stderr: -v for lethe's steps, -vv for every statement
+    /// (values are bound parameters and never logged). `LETHE_LOG`
+    /// overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log lines as text or as JSON objects (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,6 +162,8 @@ enum Command {
 pub struct Ctx {
     /// Colours on stdout.
     pub color: bool,
+    /// `--quiet`: no hints, no progress bar.
+    pub quiet: bool,
     /// Hints for a person on stderr (next steps); off when stderr is not a terminal.
     pub hints: bool,
 }
@@ -152,7 +171,7 @@ pub struct Ctx {
 /// Runs the command line and returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_log();
+    init_log(cli.verbose, cli.log_format);
     let color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -162,7 +181,8 @@ pub fn run() -> ExitCode {
     };
     let ctx = Ctx {
         color,
-        hints: std::io::stderr().is_terminal(),
+        hints: std::io::stderr().is_terminal() && !cli.quiet,
+        quiet: cli.quiet,
     };
     match cli.command {
         Command::Validate {
@@ -211,15 +231,24 @@ pub fn run() -> ExitCode {
 /// (or `RUST_LOG`), e.g. `LETHE_LOG=lethe::plugin=debug`; warnings and
 /// errors by default, but not sqlx's slow-statement warnings: waiting on a
 /// large table is what lethe's own progress and errors report.
-fn init_log() {
+fn init_log(verbose: u8, format: LogFormat) {
+    let default = match verbose {
+        0 => "warn,sqlx=error",
+        1 => "warn,lethe=info,sqlx=error",
+        _ => "info,lethe=debug,sqlx=debug",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+    };
 }
 
 fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {

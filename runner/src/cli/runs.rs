@@ -98,7 +98,7 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> ExitCode {
             return fail("the number typed does not match; not applied");
         }
     }
-    let bar = (interactive && !matches!(args.format, Format::Json)).then(|| {
+    let bar = (interactive && !ctx.quiet && !matches!(args.format, Format::Json)).then(|| {
         let pb = indicatif::ProgressBar::new(plan.summary.selected);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
