@@ -7,6 +7,7 @@ pub mod apply;
 pub mod cli;
 pub mod demo;
 pub mod diag;
+pub mod explain;
 pub mod gate;
 pub mod ledger;
 pub mod mask;

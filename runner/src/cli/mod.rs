@@ -15,6 +15,7 @@ use crate::validate::Workspace;
 mod backups;
 mod connectors;
 mod demo;
+mod explain;
 pub(crate) mod gates;
 mod plan;
 mod runs;
@@ -99,6 +100,12 @@ enum Command {
         after_long_help = "Exit codes:\n  0  planned (with --detailed-exitcode: nothing to do)\n  1  error\n  2  with --detailed-exitcode: work planned\n  3  blocked by a guard or check"
     )]
     Plan(plan::PlanArgs),
+    /// Show the exact statements planning a job runs on its target, in
+    /// order, with bound values masked: for a DBA to review.
+    ///
+    /// The job is planned as usual (read-only) through a recorder, so what
+    /// is shown is what `lethe plan` runs, compiled by the same code.
+    Explain(explain::ExplainArgs),
     /// Approve a plan (bound to its id), optionally acknowledging its warnings.
     #[command(after_long_help = "Exit codes:\n  0  recorded\n  1  refused (nothing recorded)")]
     Approve(gates::ApproveArgs),
@@ -206,6 +213,7 @@ pub fn run() -> ExitCode {
         Command::Status(args) => block_on(runs::status(&ctx, args)),
         Command::Unlock(args) => block_on(runs::unlock(&ctx, args)),
         Command::Connectors(args) => connectors::run(&args),
+        Command::Explain(args) => block_on(explain::run(&ctx, args)),
         Command::Backups(args) => block_on(backups::run(args)),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -273,3 +273,39 @@ async fn no_personal_value_or_secret_leaves_lethe() {
     // The canaries were really there to be leaked.
     assert!(!found(&std::fs::read(&backup).unwrap()).is_empty());
 }
+
+/// `lethe explain` shows the statements planning runs — compiled by the
+/// connector, in order — with every bound value masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_statements_with_values_masked() {
+    let db = TestDb::demo(Backend::Sqlite, 200).await.unwrap();
+    let dir = db.dir.path().to_path_buf();
+    let job = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jobs/anonymize-old-customers.yaml"),
+    )
+    .unwrap()
+    .replace("${RETAIL_DB_URL:-sqlite://demo.db}", "${RETAIL_DB_URL}");
+    std::fs::write(dir.join("job.yaml"), &job).unwrap();
+    let mut s = Session {
+        dir: dir.clone(),
+        db_url: db.url.clone(),
+        outputs: Vec::new(),
+    };
+    assert_eq!(s.run(&["explain", "job.yaml", "--now", NOW]), 0);
+    let out = String::from_utf8_lossy(&s.outputs[0].1).into_owned();
+    for want in [
+        "select on `customers`",
+        "SELECT t0.\"id\"",
+        "-- parameter 1: text (",
+        "tally on `purchases`",
+        "The plan selects",
+    ] {
+        assert!(out.contains(want), "`{want}` missing:\n{out}");
+    }
+    // The job's values are bound, never written into the SQL.
+    assert!(!out.contains("'private'"), "{out}");
+    // Nor does any customer's value appear: the first name of customer 1.
+    let dump = db.dump("UTC").await;
+    let name = &dump["customers"][0][1];
+    assert!(!out.contains(name.as_str()), "`{name}` shown:\n{out}");
+}
