@@ -15,6 +15,7 @@ pub mod plan;
 pub mod plugin;
 pub mod project;
 pub mod report;
+pub mod scaffold;
 pub mod spec;
 pub mod strategy;
 pub mod target;

@@ -207,3 +207,69 @@ fn verbose_json_logs_go_to_stderr() {
     }
     assert!(!stdout(&o).contains("\"level\""), "logs on stdout");
 }
+
+/// `lethe new job` writes, for every shipped system model and action it
+/// allows, a job that validates as written.
+#[test]
+fn new_jobs_validate_as_written() {
+    let cases = [
+        ("retail-crm", None, "anonymize"),
+        ("retail-crm", None, "delete"),
+        ("retail-crm", None, "deactivate"),
+        ("salon-crm", None, "anonymize"),
+        ("salon-crm", Some("client"), "delete"),
+        ("isp-billing", Some("contract"), "keep-login"),
+        ("isp-billing", Some("contract"), "deactivate"),
+        ("retail-pos", Some("account"), "delete"),
+    ];
+    for (system, entity, action) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.yaml");
+        let mut args = vec![
+            "new",
+            "job",
+            "--system",
+            system,
+            "--action",
+            action,
+            "-o",
+            file.to_str().unwrap(),
+        ];
+        if let Some(e) = entity {
+            args.extend(["--entity", e]);
+        }
+        let o = lethe(&args, dir.path());
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{system} {action}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(&format!("type: {action}")), "{text}");
+        let o = lethe(&["validate", file.to_str().unwrap()], dir.path());
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{system} {action}:\n{}\n{text}",
+            stdout(&o)
+        );
+        // It never overwrites.
+        let o = lethe(&args, dir.path());
+        assert_eq!(o.status.code(), Some(1));
+    }
+    // A model without `deactivate` on the entity cannot scaffold it.
+    let o = lethe(
+        &[
+            "new",
+            "job",
+            "--system",
+            "salon-crm",
+            "--action",
+            "deactivate",
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no `deactivate` definition"));
+}

@@ -17,6 +17,7 @@ mod connectors;
 mod demo;
 mod explain;
 pub(crate) mod gates;
+mod new;
 mod plan;
 mod runs;
 
@@ -140,6 +141,9 @@ enum Command {
     Unlock(runs::UnlockArgs),
     /// The backups runs wrote: list them, prune old ones (audited).
     Backups(backups::BackupsArgs),
+    /// Scaffolding: `lethe new job --system NAME` prints a commented job
+    /// that validates as written.
+    New(new::NewArgs),
     /// Print a shell completion script: `lethe completions bash >
     /// /etc/bash_completion.d/lethe` (or zsh, fish, elvish, powershell).
     Completions {
@@ -222,6 +226,7 @@ pub fn run() -> ExitCode {
             print(&String::from_utf8_lossy(&out));
             ExitCode::SUCCESS
         }
+        Command::New(args) => new::run(args),
         Command::Man => {
             let mut out = Vec::new();
             match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out) {

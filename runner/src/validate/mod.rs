@@ -33,6 +33,11 @@ pub struct ModelFile {
     pub model: SystemModel,
 }
 
+/// Whether `target.system` (or `--system`) names a model by path.
+pub fn registry_is_path(s: &str) -> bool {
+    registry::is_path(s)
+}
+
 /// A job that passed validation, with its model.
 #[derive(Debug)]
 pub struct JobFile {

@@ -1,0 +1,220 @@
+//! `lethe new job`: a commented job file for a system model that
+//! validates as written, so a DPO starts from something that works and
+//! reads, next to each setting, what it can be.
+
+use std::fmt::Write as _;
+
+use crate::spec::model::{FieldType, SystemModel};
+
+/// The actions a new job can start from.
+pub const ACTIONS: [&str; 4] = ["anonymize", "delete", "deactivate", "keep-login"];
+
+/// A job for `model` (named in the job as `system`) on `entity` (default:
+/// the first entity with personal fields) doing `action`.
+pub fn job_text(
+    model: &SystemModel,
+    system: &str,
+    entity: Option<&str>,
+    action: &str,
+) -> Result<String, String> {
+    if !ACTIONS.contains(&action) {
+        return Err(format!(
+            "`{action}` is not an action: {}",
+            ACTIONS.join(", ")
+        ));
+    }
+    let names: Vec<&String> = model.entities.keys().collect();
+    let ename = match entity {
+        Some(e) if model.entities.contains_key(e) => e.to_owned(),
+        Some(e) => {
+            return Err(format!(
+                "`{}` has no entity `{e}`; its entities are {}",
+                model.name,
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        None => model
+            .entities
+            .iter()
+            .max_by_key(|(_, e)| e.fields.values().filter(|f| f.category.is_some()).count())
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| format!("`{}` has no entities", model.name))?,
+    };
+    let e = &model.entities[&ename];
+    if matches!(action, "deactivate" | "keep-login") && e.deactivate.is_none() {
+        return Err(format!(
+            "`{ename}` has no `deactivate` definition in `{}`, so it cannot `{action}`",
+            model.name
+        ));
+    }
+    let env = format!("{}_URL", model.name.to_ascii_uppercase().replace('-', "_"));
+    // A condition that validates whatever the model: a time field before
+    // three years ago when there is one, else the key not NULL.
+    let time_field = e
+        .fields
+        .iter()
+        .find(|(_, f)| f.kind == Some(FieldType::Datetime) && f.category.is_none())
+        .or_else(|| {
+            e.fields
+                .iter()
+                .find(|(_, f)| matches!(f.kind, Some(FieldType::Datetime) | Some(FieldType::Date)))
+        });
+    let mut categories: Vec<String> = e
+        .fields
+        .values()
+        .filter_map(|f| f.category.as_ref().map(|c| c.0.clone()))
+        .collect();
+    categories.sort();
+    categories.dedup();
+    let top: Vec<String> = {
+        let mut t: Vec<String> = categories
+            .iter()
+            .map(|c| c.split('.').next().unwrap_or(c).to_owned())
+            .collect();
+        t.dedup();
+        t
+    };
+
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# yaml-language-server: $schema=https://lethe.invalid/schemas/job.schema.json"
+    );
+    let _ = writeln!(o, "#");
+    let _ = writeln!(
+        o,
+        "# A job for `{}`{}. Edit the selection, then: lethe validate, lethe plan.",
+        model.name,
+        model
+            .description
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(o, "version: 1");
+    let _ = writeln!(
+        o,
+        "name: {action}-{ename}    # unique per target: plans, approvals and history find the job by it"
+    );
+    let _ = writeln!(
+        o,
+        "description: Say here, for the approvers, what this job does and why"
+    );
+    let _ = writeln!(
+        o,
+        "owner: dpo@example.com    # who answers for this job (cannot approve its plans when distinct_from_author)"
+    );
+    let _ = writeln!(o, "target:");
+    let _ = writeln!(o, "  system: {system}");
+    let _ = writeln!(
+        o,
+        "  connector: sqlite    # sqlite | postgres | mysql | a plugin (`lethe connectors`)"
+    );
+    let _ = writeln!(
+        o,
+        "  url: ${{{env}:-sqlite://{}.db}}    # from the environment: credentials never belong in a job file",
+        model.name
+    );
+    let _ = writeln!(
+        o,
+        "  # apply_url: ${{{env}_APPLY}}    # a separate user allowed to write; `url` then reads only"
+    );
+    let _ = writeln!(o, "selection:");
+    let _ = writeln!(
+        o,
+        "  entity: {ename}    # entities: {}",
+        names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(o, "  where:");
+    let _ = writeln!(o, "    # Fields of `{ename}`:");
+    for (fname, f) in &e.fields {
+        let mut about = Vec::new();
+        if let Some(k) = &f.kind {
+            about.push(k.as_str().to_owned());
+        }
+        if let Some(c) = &f.category {
+            about.push(c.0.clone());
+        }
+        let _ = writeln!(o, "    #   {fname}: {}", about.join(", "));
+    }
+    if !e.relations.is_empty() {
+        let rels: Vec<&String> = e.relations.keys().collect();
+        let _ = writeln!(
+            o,
+            "    # Relations (has / none / count / sum / max / min): {}",
+            rels.iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    match time_field {
+        Some((fname, _)) => {
+            let _ = writeln!(o, "    - field: {fname}");
+            let _ = writeln!(
+                o,
+                "      before: -3y    # a date (2021-12-31) or relative to the plan's clock (-90d, -18mo, -3y)"
+            );
+        }
+        None => {
+            let _ = writeln!(o, "    - field: {}", e.key);
+            let _ = writeln!(
+                o,
+                "      is_null: false    # replace with the conditions that select the records"
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "  cap: 500    # at most this many records a run; the rest wait for the next plan"
+    );
+    let _ = writeln!(o, "action:");
+    let _ = writeln!(
+        o,
+        "  type: {action}    # anonymize | delete | deactivate | keep-login"
+    );
+    if matches!(action, "anonymize" | "delete") && !top.is_empty() {
+        let _ = writeln!(
+            o,
+            "  # categories: [{}]    # only these (of: {}); all when left out",
+            top.join(", "),
+            categories.join(", ")
+        );
+    }
+    let _ = writeln!(o, "approval:");
+    let _ = writeln!(
+        o,
+        "  approvers: {{ min: 1, roles: [dpo] }}    # approvers and roles come from lethe.toml"
+    );
+    let _ = writeln!(o, "  reason: required");
+    let _ = writeln!(
+        o,
+        "  # confirmations: [stations]    # when the model lists stations that must confirm"
+    );
+    let _ = writeln!(o, "# guards:");
+    let _ = writeln!(o, "#   - ignore_if: {{ has: <relation> }}");
+    let _ = writeln!(o, "#     reason: why such records are left alone");
+    let _ = writeln!(o, "safety:");
+    let _ = writeln!(
+        o,
+        "  backup: required    # every changed row saved first; `lethe restore` puts it back"
+    );
+    let _ = writeln!(
+        o,
+        "  on_drift: skip    # a record changed since the plan: skip it (or abort)"
+    );
+    let _ = writeln!(o, "  batch_size: 500    # records per transaction");
+    let _ = writeln!(
+        o,
+        "  lock_timeout: 5s    # give up on a lock someone else holds, rather than wait"
+    );
+    Ok(o)
+}
