@@ -46,26 +46,33 @@ pub async fn open(
         lock_timeout_ms: Some(millis(job.safety.lock_timeout)),
         statement_timeout_ms: Some(millis(job.safety.statement_timeout)),
     };
-    let connector: Box<dyn Connector> = match &target.connector {
-        ConnectorRef::Sqlite => Box::new(lethe_sqlite::SqliteConnector::open(&options).await?),
-        ConnectorRef::Postgres => {
-            Box::new(lethe_postgres::PostgresConnector::open(&options).await?)
-        }
-        ConnectorRef::Mysql => Box::new(lethe_mysql::MysqlConnector::open(&options).await?),
+    let connector = connect(&target.connector, &options, job_dir).await?;
+    Ok((connector, identity))
+}
+
+/// Opens a connector by kind (`base`: where a plugin's relative path starts).
+pub async fn connect(
+    connector: &ConnectorRef,
+    options: &OpenOptions,
+    base: &Path,
+) -> Result<Box<dyn Connector>, TargetError> {
+    Ok(match connector {
+        ConnectorRef::Sqlite => Box::new(lethe_sqlite::SqliteConnector::open(options).await?),
+        ConnectorRef::Postgres => Box::new(lethe_postgres::PostgresConnector::open(options).await?),
+        ConnectorRef::Mysql => Box::new(lethe_mysql::MysqlConnector::open(options).await?),
         ConnectorRef::Plugin(name) => {
-            let path = crate::plugin::locate(name, Some(job_dir))?;
+            let path = crate::plugin::locate(name, Some(base))?;
             let plugin = crate::plugin::load(&path)?;
             Box::new(
                 crate::plugin::PluginConnector::open(
                     plugin,
-                    &options,
+                    options,
                     crate::plugin::call_timeout(),
                 )
                 .await?,
             )
         }
-    };
-    Ok((connector, identity))
+    })
 }
 
 /// The folder of a job file given as written (`plan.job_file`).

@@ -142,7 +142,8 @@ enum Command {
     /// The backups runs wrote: list them, prune old ones (audited).
     Backups(backups::BackupsArgs),
     /// Scaffolding: `lethe new job --system NAME` prints a commented job
-    /// that validates as written.
+    /// that validates as written; `lethe new system --from URL` a starting
+    /// system model read from a database.
     New(new::NewArgs),
     /// Print a shell completion script: `lethe completions bash >
     /// /etc/bash_completion.d/lethe` (or zsh, fish, elvish, powershell).
@@ -226,7 +227,7 @@ pub fn run() -> ExitCode {
             print(&String::from_utf8_lossy(&out));
             ExitCode::SUCCESS
         }
-        Command::New(args) => new::run(args),
+        Command::New(args) => block_on(new::run(args)),
         Command::Man => {
             let mut out = Vec::new();
             match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out) {

@@ -24,6 +24,24 @@ pub enum NewCommand {
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Print a starting system model from a database: its tables, keys,
+    /// foreign keys as relations, and columns whose names suggest personal
+    /// data with a category and a strategy to review.
+    System {
+        /// The database (`sqlite://file.db`, `postgres://…`, `mysql://…`;
+        /// prefer an environment variable when it holds a password).
+        #[arg(long, value_name = "URL", env = "LETHE_NEW_SYSTEM_URL")]
+        from: String,
+        /// sqlite, postgres, mysql or a plugin (default: from the URL).
+        #[arg(long)]
+        connector: Option<String>,
+        /// The model's name (default: the database's).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the model to this file instead of stdout (never overwrites).
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -32,8 +50,49 @@ pub struct NewArgs {
     pub command: NewCommand,
 }
 
-pub fn run(args: NewArgs) -> ExitCode {
+pub async fn run(args: NewArgs) -> ExitCode {
     match args.command {
+        NewCommand::System {
+            from,
+            connector,
+            name,
+            out,
+        } => {
+            let kind =
+                connector.unwrap_or_else(|| from.split(':').next().unwrap_or("sqlite").to_owned());
+            let kind: crate::spec::job::ConnectorRef =
+                match serde_json::from_value(serde_json::Value::String(kind)) {
+                    Ok(k) => k,
+                    Err(e) => return fail(&e.to_string()),
+                };
+            let options = lethe_connector::OpenOptions {
+                url: from.clone(),
+                read_only: true,
+                ..Default::default()
+            };
+            let base = std::env::current_dir().unwrap_or_default();
+            let mut conn = match crate::target::connect(&kind, &options, &base).await {
+                Ok(c) => c,
+                Err(e) => return fail(&format!("cannot reach the database: {e}")),
+            };
+            let schema = match conn.introspect().await {
+                Ok(s) => s,
+                Err(e) => return fail(&format!("cannot read the tables: {e}")),
+            };
+            let shown = crate::target::identify(&kind, &from).location;
+            let name = name.unwrap_or_else(|| {
+                let base = shown.rsplit(['/', ':']).next().unwrap_or("system");
+                let base = base.split('.').next().unwrap_or(base);
+                let n: String = base
+                    .to_ascii_lowercase()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                if n.is_empty() { "system".into() } else { n }
+            });
+            let text = crate::scaffold::system_text(&name, &shown, &schema);
+            write_out(out, &text)
+        }
         NewCommand::Job {
             system,
             entity,
@@ -71,26 +130,31 @@ pub fn run(args: NewArgs) -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return fail(&e),
             };
-            match out {
-                None => print(&text),
-                Some(path) => {
-                    if path.exists() {
-                        return fail(&format!(
-                            "{} exists; lethe new never overwrites",
-                            path.display()
-                        ));
-                    }
-                    if let Err(e) = std::fs::write(&path, text) {
-                        return fail(&format!("cannot write {}: {e}", path.display()));
-                    }
-                    eprintln!(
-                        "wrote {}; next: lethe validate {}",
-                        path.display(),
-                        path.display()
-                    );
-                }
-            }
-            ExitCode::SUCCESS
+            write_out(out, &text)
         }
     }
+}
+
+/// Prints, or writes a new file (never overwriting one).
+fn write_out(out: Option<PathBuf>, text: &str) -> ExitCode {
+    match out {
+        None => print(text),
+        Some(path) => {
+            if path.exists() {
+                return fail(&format!(
+                    "{} exists; lethe new never overwrites",
+                    path.display()
+                ));
+            }
+            if let Err(e) = std::fs::write(&path, text) {
+                return fail(&format!("cannot write {}: {e}", path.display()));
+            }
+            eprintln!(
+                "wrote {}; next: lethe validate {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }

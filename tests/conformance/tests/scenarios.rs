@@ -670,3 +670,107 @@ conformance!(
     isp_billing_cancel_keeping_logins,
     isp_billing_cancel_unlinking_logins,
 );
+
+/// `lethe new system` on each scenario's database produces a model that
+/// validates and whose relations are exactly the database's foreign keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_system_models_each_scenario_database() {
+    let now = NOW.parse().unwrap();
+    let engine = Backend::Sqlite.engine();
+    let scenarios: Vec<(&str, Vec<String>)> = vec![
+        (
+            "salon",
+            statements(
+                engine,
+                &SalonSpec {
+                    clients: 20,
+                    seed: 1,
+                    now,
+                },
+            ),
+        ),
+        (
+            "isp",
+            lethe::demo::isp::statements(
+                engine,
+                &IspSpec {
+                    customers: 20,
+                    seed: 1,
+                    now,
+                },
+            ),
+        ),
+        (
+            "pos",
+            lethe::demo::pos::statements(
+                engine,
+                &PosSpec {
+                    sales: 5,
+                    seed: 1,
+                    now,
+                    local_only_data: true,
+                },
+            ),
+        ),
+    ];
+    for (name, sql) in scenarios {
+        let db = TestDb::new(Backend::Sqlite).await.unwrap();
+        db.exec(&(sql.join(";\n") + ";\n")).await;
+        let model = db.path("model.yaml");
+        let (code, out) = lethe(
+            &db,
+            &[
+                "new",
+                "system",
+                "--from",
+                &db.url,
+                "--name",
+                name,
+                "-o",
+                model.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{name}: {out}");
+        let (code, out) = lethe(&db, &["validate", model.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: the generated model is not valid:\n{out}");
+        let m = match lethe::validate::Workspace::default().load(&model).unwrap() {
+            lethe::validate::Validated::System(m) => m,
+            _ => panic!("{name}: not a system model"),
+        };
+        let schema = db.connector(None, true).await.introspect().await.unwrap();
+        let entity_of = |table: &str| {
+            m.model
+                .entities
+                .iter()
+                .find(|(_, e)| e.table == table)
+                .map(|(n, _)| n.clone())
+        };
+        let mut expected = Vec::new();
+        for t in &schema.tables {
+            for fk in t.foreign_keys.iter().filter(|f| f.columns.len() == 1) {
+                expected.push((
+                    entity_of(&fk.references).unwrap(),
+                    entity_of(&t.name).unwrap(),
+                    fk.columns[0].clone(),
+                ));
+            }
+        }
+        let mut got: Vec<(String, String, String)> = m
+            .model
+            .entities
+            .iter()
+            .flat_map(|(parent, e)| {
+                e.relations
+                    .values()
+                    .map(move |r| (parent.clone(), r.entity.clone(), r.foreign_key.clone()))
+            })
+            .collect();
+        expected.sort();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "{name}: relations differ from the foreign keys"
+        );
+        assert!(!got.is_empty(), "{name}: no relations");
+    }
+}
