@@ -9,6 +9,7 @@ pub mod demo;
 pub mod diag;
 pub mod explain;
 pub mod gate;
+pub mod hooks;
 pub mod ledger;
 pub mod mask;
 pub mod plan;

@@ -15,6 +15,54 @@ pub struct Project {
     /// The people who may approve, reject and confirm plans.
     #[serde(default, rename = "approver")]
     pub approvers: Vec<Approver>,
+    /// Commands to run on events (mail the staff, post to a chat).
+    #[serde(default, rename = "hook", skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+}
+
+/// A command run on events, with the event as JSON on its standard input.
+/// The event never holds personal values: ids, names of jobs and people
+/// who decided, counts and states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// The events that run it.
+    pub on: Vec<HookEvent>,
+    /// A shell command (`sh -c`).
+    #[schemars(example = &"mail -s 'lethe' dpo@example.com")]
+    pub command: String,
+    /// A required hook that fails stops what triggered it (a run does not
+    /// start); others are logged and ignored.
+    #[serde(default)]
+    pub required: bool,
+    /// Seconds the command may take (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// What a hook runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookEvent {
+    PlanCreated,
+    DecisionRecorded,
+    RunStarted,
+    BatchFailed,
+    RunFinished,
+    VerificationFailed,
+}
+
+impl HookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::PlanCreated => "plan-created",
+            HookEvent::DecisionRecorded => "decision-recorded",
+            HookEvent::RunStarted => "run-started",
+            HookEvent::BatchFailed => "batch-failed",
+            HookEvent::RunFinished => "run-finished",
+            HookEvent::VerificationFailed => "verification-failed",
+        }
+    }
 }
 
 /// Someone who may decide on plans.

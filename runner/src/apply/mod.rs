@@ -427,6 +427,22 @@ pub async fn apply(
         }
     };
     let run_id = resumed.as_ref().map_or_else(new_run_id, |r| r.id.clone());
+    // A required run-started hook that fails stops the run before it begins.
+    crate::hooks::fire(
+        &options.project,
+        crate::project::HookEvent::RunStarted,
+        serde_json::json!({
+            "run_id": run_id,
+            "plan_id": plan.plan_id,
+            "job": crate::ledger::job_name(plan),
+            "target": plan.target.location,
+            "action": plan.action.as_str(),
+            "records": plan.summary.selected,
+            "by": options.by,
+            "resumed": resumed.is_some(),
+        }),
+    )
+    .map_err(ApplyError::Refused)?;
     if let Err(holder) = ledger.lock(&target_key, &run_id, &options.by).await? {
         // A lock held by a process that no longer exists on this machine
         // protects nothing: release it (with an audit event). A lock held
@@ -563,6 +579,19 @@ async fn run_locked(
             } else {
                 RunState::Failed
             };
+            if state == RunState::Failed {
+                let _ = crate::hooks::fire(
+                    &options.project,
+                    crate::project::HookEvent::BatchFailed,
+                    serde_json::json!({
+                        "run_id": run.id,
+                        "plan_id": plan.plan_id,
+                        "job": run.job,
+                        "error": message,
+                        "resume": format!("lethe apply PLAN --resume {}", run.id),
+                    }),
+                );
+            }
             let _ = ledger
                 .finish_run(&run, state, Some(&message), None, 0)
                 .await;
@@ -624,6 +653,28 @@ async fn run_locked(
     ledger
         .finish_run(&run, state, None, Some(&json), report.skipped_count)
         .await?;
+    let detail = serde_json::json!({
+        "run_id": report.run_id,
+        "plan_id": report.plan_id,
+        "job": report.job,
+        "state": report.state,
+        "records_done": report.records_done,
+        "skipped": report.skipped_count,
+        "residues": report.verification.residues.len(),
+        "changed_since": report.verification.changed_since.len(),
+    });
+    if !report.verification.ok {
+        let _ = crate::hooks::fire(
+            &options.project,
+            crate::project::HookEvent::VerificationFailed,
+            detail.clone(),
+        );
+    }
+    let _ = crate::hooks::fire(
+        &options.project,
+        crate::project::HookEvent::RunFinished,
+        detail,
+    );
     Ok(Outcome { report })
 }
 

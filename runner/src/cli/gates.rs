@@ -166,6 +166,21 @@ async fn record(cx: &Context, d: Decision) -> ExitCode {
     if let Err(e) = cx.ledger.record_decision(&d).await {
         return fail(&e.to_string());
     }
+    // The reason is the approver's words and may name people: not sent.
+    if let Err(e) = crate::hooks::fire(
+        &cx.project,
+        crate::project::HookEvent::DecisionRecorded,
+        serde_json::json!({
+            "plan_id": plan.plan_id,
+            "job": crate::ledger::job_name(plan),
+            "decision": d.kind.as_str(),
+            "by": d.actor,
+            "role": d.role,
+            "acknowledged": d.acks,
+        }),
+    ) {
+        eprintln!("error: {e}");
+    }
     let eval = evaluate(cx).await;
     match eval {
         Ok(e) => {

@@ -111,6 +111,26 @@ pub async fn run(ctx: &Ctx, args: PlanArgs) -> ExitCode {
     if let Err(e) = ledger.record_plan(plan, args.out.as_deref(), expires).await {
         return fail(&e.to_string());
     }
+    let project = match crate::project::find(std::path::Path::new(".")) {
+        Ok((p, _)) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Err(e) = crate::hooks::fire(
+        &project,
+        crate::project::HookEvent::PlanCreated,
+        serde_json::json!({
+            "plan_id": plan.plan_id,
+            "job": plan.job_file,
+            "target": plan.target.location,
+            "action": plan.action.as_str(),
+            "selected": plan.summary.selected,
+            "ignored": plan.summary.ignored,
+            "warnings": plan.warnings.iter().map(|w| w.id).collect::<Vec<_>>(),
+            "blocked": !plan.blocked_by.is_empty(),
+        }),
+    ) {
+        eprintln!("error: {e}");
+    }
     if let Some(out) = &args.out {
         let mut json = match serde_json::to_string_pretty(plan) {
             Ok(s) => s,

@@ -277,3 +277,116 @@ async fn old_backups_are_pruned_and_audited() {
     let (code, out) = lethe(&db, &["history", "--verify"]);
     assert_eq!(code, 0, "the audit chain broke: {out}");
 }
+
+/// Event hooks: the project file's commands get each event as JSON on
+/// stdin (no personal values); a failing hook is logged and ignored unless
+/// required, and a required run-started hook that fails stops the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
+    let db = TestDb::isp(Backend::Sqlite).await.unwrap();
+    std::fs::write(
+        db.path("lethe.toml"),
+        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n\
+         [[hook]]\non = [\"plan-created\", \"decision-recorded\", \"run-started\", \"batch-failed\", \"run-finished\", \"verification-failed\"]\n\
+         command = \"cat >> events.jsonl; echo >> events.jsonl\"\n\n\
+         [[hook]]\non = [\"run-finished\"]\ncommand = \"exit 3\"\n",
+    )
+    .unwrap();
+    let text = db.job_text(
+        "hooked",
+        &isp_model().display().to_string(),
+        "selection:\n  entity: customer\n  where: [{ field: status, eq: active }]\n  cap: 100\naction:\n  type: deactivate\napproval:\n  approvers: { min: 1, roles: [dpo] }\n",
+    );
+    std::fs::write(db.path("hooked.yaml"), text).unwrap();
+    let (code, out) = lethe(
+        &db,
+        &["plan", "hooked.yaml", "-o", "plan.json", "--now", NOW],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(
+        &db,
+        &[
+            "approve",
+            "plan.json",
+            "--by",
+            "anna@example.com",
+            "--role",
+            "dpo",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    assert_eq!(
+        code, 0,
+        "a failing hook that is not required broke the run: {out}"
+    );
+    assert!(out.contains("hook `exit 3` failed"), "{out}");
+
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(db.path("events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "plan-created",
+            "decision-recorded",
+            "run-started",
+            "run-finished"
+        ]
+    );
+    assert_eq!(events[1]["by"], "anna@example.com");
+    assert_eq!(events[3]["state"], "done");
+    let all = std::fs::read_to_string(db.path("events.jsonl")).unwrap();
+    let dump = db.dump("UTC").await;
+    for row in &dump["customers"] {
+        assert!(
+            !all.contains(&row[1]),
+            "a customer's name reached a hook: {}",
+            row[1]
+        );
+    }
+
+    // A required run-started hook that fails: the run does not start.
+    let db = TestDb::isp(Backend::Sqlite).await.unwrap();
+    std::fs::write(
+        db.path("lethe.toml"),
+        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n\
+         [[hook]]\non = [\"run-started\"]\ncommand = \"exit 1\"\nrequired = true\n",
+    )
+    .unwrap();
+    let text = db.job_text(
+        "hooked",
+        &isp_model().display().to_string(),
+        "selection:\n  entity: customer\n  where: [{ field: status, eq: active }]\n  cap: 100\naction:\n  type: deactivate\napproval:\n  approvers: { min: 1, roles: [dpo] }\n",
+    );
+    std::fs::write(db.path("hooked.yaml"), text).unwrap();
+    let (code, out) = lethe(
+        &db,
+        &["plan", "hooked.yaml", "-o", "plan.json", "--now", NOW],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(
+        &db,
+        &[
+            "approve",
+            "plan.json",
+            "--by",
+            "anna@example.com",
+            "--role",
+            "dpo",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let before = db.dump("UTC").await;
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("run-started hook"), "{out}");
+    assert_eq!(before, db.dump("UTC").await, "the run changed something");
+}
