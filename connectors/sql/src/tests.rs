@@ -491,3 +491,153 @@ fn large_writes_are_split_to_the_parameter_limit() {
             .all(|s| s.params.len() <= Sqlite::default().max_params())
     );
 }
+
+mod values_stay_bound {
+    //! The compiler never writes a value into SQL text: random condition
+    //! trees and writes carrying values that are themselves SQL (quotes,
+    //! comments, statement ends) compile, on every dialect, to statements
+    //! whose text holds none of those values — each is a bound parameter.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Values meant to break out of a string or a statement.
+    const HOSTILE: &[&str] = &[
+        "x'; DROP TABLE customers; --",
+        "\") OR 1=1 --",
+        "`; DELETE FROM customers; #",
+        "Robert'); DROP TABLE students;--",
+        "'/**/OR/**/'1'='1",
+        "\\'; SELECT pg_sleep(10); --",
+        "$1 OR TRUE",
+        "?; TRUNCATE customers",
+    ];
+
+    fn hostile() -> impl Strategy<Value = Value> {
+        (0..HOSTILE.len(), 0u32..1000).prop_map(|(i, n)| Value::Text(format!("{}{n}", HOSTILE[i])))
+    }
+
+    fn leaf() -> impl Strategy<Value = Cond> {
+        let column = prop_oneof![Just("name"), Just("email"), Just("city")];
+        prop_oneof![
+            (column.clone(), hostile()).prop_map(|(c, v)| Cond::Compare {
+                expr: col(c),
+                op: CmpOp::Eq,
+                value: v,
+            }),
+            (column.clone(), prop::collection::vec(hostile(), 1..4)).prop_map(|(c, v)| Cond::In {
+                expr: col(c),
+                values: v,
+                negated: false,
+            }),
+            (column.clone(), hostile()).prop_map(|(c, v)| Cond::Contains {
+                expr: col(c),
+                text: match v {
+                    Value::Text(t) => t,
+                    _ => String::new(),
+                },
+            }),
+            hostile().prop_map(|v| Cond::Exists {
+                join: purchases(),
+                filter: Box::new(Cond::Compare {
+                    expr: col("note"),
+                    op: CmpOp::Ne,
+                    value: v,
+                }),
+            }),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Cond> {
+        leaf().prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 1..3).prop_map(Cond::And),
+                prop::collection::vec(inner.clone(), 1..3).prop_map(Cond::Or),
+                inner.prop_map(|c| Cond::Not(Box::new(c))),
+            ]
+        })
+    }
+
+    fn values_of(c: &Cond, out: &mut Vec<String>) {
+        match c {
+            Cond::And(v) | Cond::Or(v) => v.iter().for_each(|c| values_of(c, out)),
+            Cond::Not(c) => values_of(c, out),
+            Cond::Compare {
+                value: Value::Text(t),
+                ..
+            } => out.push(t.clone()),
+            Cond::In { values, .. } => {
+                out.extend(values.iter().filter_map(|v| v.as_text().map(str::to_owned)))
+            }
+            Cond::Contains { text, .. } => out.push(text.clone()),
+            Cond::Exists { filter, .. } => values_of(filter, out),
+            _ => {}
+        }
+    }
+
+    fn dialects() -> Vec<Box<dyn Dialect>> {
+        let mut v: Vec<Box<dyn Dialect>> = vec![Box::new(Sqlite { zoned: true })];
+        v.extend(servers().into_iter().map(|(_, d)| d));
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn selections_bind_every_value(filter in tree()) {
+            let mut values = Vec::new();
+            values_of(&filter, &mut values);
+            for d in dialects() {
+                let q = Select {
+                    table: "customers".into(),
+                    columns: vec!["id".into()],
+                    flags: vec![filter.clone()],
+                    filter: filter.clone(),
+                    order_by: vec![],
+                    limit: None,
+                };
+                let s = select(d.as_ref(), &q).unwrap();
+                for v in &values {
+                    prop_assert!(!s.sql.contains(v.as_str()), "{}: `{v}` in {}", d.name(), s.sql);
+                }
+                let t = tally(d.as_ref(), &Tally { table: "customers".into(), filter: filter.clone(), counts: vec![None] }).unwrap();
+                for v in &values {
+                    prop_assert!(!t.sql.contains(v.as_str()), "{}: `{v}` in {}", d.name(), t.sql);
+                }
+            }
+        }
+
+        #[test]
+        fn writes_bind_every_value(vs in prop::collection::vec(hostile(), 1..5), keys in prop::collection::vec(0i64..100, 1..5)) {
+            for d in dialects() {
+                let set = Update::Set {
+                    table: "customers".into(),
+                    filter: Cond::keys("id", keys.iter().map(|k| Value::Int(*k)).collect()),
+                    set: vec![("name".into(), vs[0].clone())],
+                };
+                let rows = Update::Rows {
+                    table: "customers".into(),
+                    key: "id".into(),
+                    columns: vec!["name".into()],
+                    rows: keys.iter().zip(vs.iter().cycle()).map(|(k, v)| vec![Value::Int(*k), v.clone()]).collect(),
+                };
+                let ins = lethe_connector::Insert {
+                    table: "customers".into(),
+                    columns: vec!["name".into()],
+                    rows: vs.iter().map(|v| vec![v.clone()]).collect(),
+                };
+                let mut sql: Vec<String> = Vec::new();
+                sql.extend(update(d.as_ref(), &set).unwrap().into_iter().map(|s| s.sql));
+                sql.extend(update(d.as_ref(), &rows).unwrap().into_iter().map(|s| s.sql));
+                sql.extend(insert(d.as_ref(), &ins).into_iter().map(|s| s.sql));
+                for s in &sql {
+                    for v in &vs {
+                        prop_assert!(!s.contains(v.as_text().unwrap_or_default()), "{}: `{v}` in {s}", d.name());
+                    }
+                }
+            }
+        }
+    }
+}
