@@ -8,6 +8,7 @@ pub mod cli;
 pub mod demo;
 pub mod diag;
 pub mod explain;
+pub mod fuzzing;
 pub mod gate;
 pub mod hooks;
 pub mod ledger;
