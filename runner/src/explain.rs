@@ -111,6 +111,10 @@ impl Connector for Recorder<'_> {
         self.inner.privileges(tables).await
     }
 
+    fn locking_reads_need_update(&self) -> bool {
+        self.inner.locking_reads_need_update()
+    }
+
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {
         self.inner.explain(request)
     }

@@ -222,7 +222,14 @@ pub fn job_text(
 /// A guess from a column's name: (category, strategy, identifies, free text).
 fn guess(column: &str) -> Option<(&'static str, &'static str, bool, bool)> {
     let c = column.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| c == *w || c.contains(w));
+    // Short words must be a whole part of the name (`tel`, not `hotel`);
+    // longer ones may sit inside it (`email` in `owner_email`).
+    let parts: Vec<&str> = c.split(|ch: char| !ch.is_ascii_alphanumeric()).collect();
+    let has = |words: &[&str]| {
+        words
+            .iter()
+            .any(|w| parts.contains(w) || (w.len() > 4 && c.contains(w)))
+    };
     Some(if has(&["email", "e_mail", "mail"]) {
         ("contact.email", "hash-email", true, false)
     } else if has(&["phone", "mobile", "telefon", "celular", "tel", "fone"]) {
@@ -419,4 +426,24 @@ pub fn system_text(name: &str, source: &str, schema: &lethe_connector::Schema) -
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guess;
+
+    #[test]
+    fn column_names_are_guessed_by_whole_parts() {
+        let category = |c: &str| guess(c).map(|g| g.0);
+        assert_eq!(category("phone"), Some("contact.phone"));
+        assert_eq!(category("tel"), Some("contact.phone"));
+        assert_eq!(category("owner_email"), Some("contact.email"));
+        assert_eq!(category("personnummer"), Some("identity.national_id"));
+        assert_eq!(category("cpf"), Some("identity.national_id"));
+        assert_eq!(category("birth_date"), Some("identity.birth"));
+        // Short words inside other words are not a match.
+        assert_eq!(category("hotel_rating"), None);
+        assert_eq!(category("dinner_slot"), None);
+        assert_eq!(category("jobs"), None);
+    }
 }

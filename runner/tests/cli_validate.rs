@@ -199,6 +199,7 @@ fn verbose_json_logs_go_to_stderr() {
         &root(),
     );
     let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "the demo failed:\n{err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('{')).collect();
     assert!(!lines.is_empty(), "no JSON log lines:\n{err}");
     for l in &lines {

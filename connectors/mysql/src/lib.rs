@@ -566,14 +566,24 @@ impl Connector for MysqlConnector {
         const GRANTEE: &str = "SET @lethe_grantee = CONCAT('''', \
              SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
              SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
-        const SQL: &str = "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
+        // Granted on every table (globally or on the database), then per
+        // table: two queries whatever the number of tables.
+        const ALL: &str = "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
              WHERE GRANTEE = @lethe_grantee \
              UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES \
-             WHERE GRANTEE = @lethe_grantee AND TABLE_SCHEMA = DATABASE() \
-             UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES \
-             WHERE GRANTEE = @lethe_grantee AND TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+             WHERE GRANTEE = @lethe_grantee AND TABLE_SCHEMA = DATABASE()";
+        const PER_TABLE: &str = "SELECT TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES \
+             WHERE GRANTEE = @lethe_grantee AND TABLE_SCHEMA = DATABASE()";
         sqlx::query(GRANTEE)
             .execute(&mut self.conn)
+            .await
+            .map_err(map_err)?;
+        let everywhere: Vec<String> = sqlx::query_scalar(ALL)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(map_err)?;
+        let per_table: Vec<(String, String)> = sqlx::query_as(PER_TABLE)
+            .fetch_all(&mut self.conn)
             .await
             .map_err(map_err)?;
         let mut rows = Vec::new();
@@ -581,12 +591,13 @@ impl Connector for MysqlConnector {
             if self.schema.table(t).is_none() {
                 continue;
             }
-            let found: Vec<String> = sqlx::query_scalar(SQL)
-                .bind(t)
-                .fetch_all(&mut self.conn)
-                .await
-                .map_err(map_err)?;
-            rows.extend(found.into_iter().map(|p| (t.clone(), p)));
+            rows.extend(everywhere.iter().map(|p| (t.clone(), p.clone())));
+            rows.extend(
+                per_table
+                    .iter()
+                    .filter(|(table, _)| table == t)
+                    .map(|(_, p)| (t.clone(), p.clone())),
+            );
         }
         Ok(Some(Privilege::by_table(rows)))
     }

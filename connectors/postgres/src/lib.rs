@@ -412,6 +412,10 @@ impl Connector for PostgresConnector {
         Ok(Some(Privilege::by_table(rows)))
     }
 
+    fn locking_reads_need_update(&self) -> bool {
+        true
+    }
+
     fn explain(&self, request: &Request) -> Option<Vec<Statement>> {
         lethe_sql::explain(&self.dialect, request)
     }

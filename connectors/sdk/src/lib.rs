@@ -143,6 +143,13 @@ pub trait Connector: Send {
         Ok(None)
     }
 
+    /// Whether a batch's locking reads (`SELECT … FOR UPDATE`) need the
+    /// UPDATE privilege on the tables they read, as on PostgreSQL; `lethe
+    /// validate --online` then asks for it beside DELETE.
+    fn locking_reads_need_update(&self) -> bool {
+        false
+    }
+
     /// The statements a request would run, with their parameters, for
     /// `lethe explain` (SQL connectors; others return `None`).
     fn explain(&self, _request: &Request) -> Option<Vec<Statement>> {

@@ -437,23 +437,21 @@ impl Connector for SqliteConnector {
         &mut self,
         tables: &[String],
     ) -> Result<Option<BTreeMap<String, Vec<Privilege>>>> {
-        let mut out = BTreeMap::new();
-        for t in tables {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
-                    .bind(t)
-                    .fetch_optional(&mut self.conn)
-                    .await
-                    .map_err(map_err)?;
-            if exists.is_some() {
-                let ps = if self.writable {
-                    Privilege::ALL.to_vec()
-                } else {
-                    vec![Privilege::Select]
-                };
-                out.insert(t.clone(), ps);
-            }
-        }
+        let existing: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(map_err)?;
+        let ps = if self.writable {
+            Privilege::ALL.to_vec()
+        } else {
+            vec![Privilege::Select]
+        };
+        let out = tables
+            .iter()
+            .filter(|t| existing.contains(t))
+            .map(|t| (t.clone(), ps.clone()))
+            .collect();
         Ok(Some(out))
     }
 

@@ -245,6 +245,18 @@ impl<'t> Eval<'t> {
         }
     }
 
+    /// The indexes of the rows of `table` that match.
+    pub fn matching(&self, table: &str, filter: &Cond) -> Result<Vec<usize>> {
+        let t = self.table(table)?;
+        let mut out = Vec::new();
+        for (i, r) in t.rows.iter().enumerate() {
+            if self.matches(table, r, filter)? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether one row of `table` matches.
     pub fn matches(&self, table: &str, row: &[Value], cond: &Cond) -> Result<bool> {
         Ok(match cond {

@@ -116,7 +116,7 @@ impl CsvConnector {
         if tx.dirty.is_empty() {
             return Ok(());
         }
-        check_constraints(&self.folder, &tx.tables)?;
+        check_constraints(&self.folder, &tx.tables, &tx.dirty)?;
         let changed: BTreeMap<String, TableData> = tx
             .tables
             .into_iter()
@@ -126,24 +126,6 @@ impl CsvConnector {
     }
 }
 
-/// Matching row indexes of a table.
-fn matching(
-    tables: &Tables,
-    tz: &jiff::tz::TimeZone,
-    table: &str,
-    filter: &lethe_connector::Cond,
-) -> Result<Vec<usize>> {
-    let ev = Eval::new(tables, tz);
-    let t = ev.table(table)?;
-    let mut out = Vec::new();
-    for (i, r) in t.rows.iter().enumerate() {
-        if ev.matches(table, r, filter)? {
-            out.push(i);
-        }
-    }
-    Ok(out)
-}
-
 fn table_mut<'a>(tx: &'a mut Tx, name: &str) -> Result<&'a mut TableData> {
     tx.dirty.insert(name.to_owned());
     tx.tables
@@ -151,13 +133,21 @@ fn table_mut<'a>(tx: &'a mut Tx, name: &str) -> Result<&'a mut TableData> {
         .ok_or_else(|| ConnectorError::new(ErrorKind::NotFound, format!("no table `{name}`")))
 }
 
-/// Keys unique, unique columns unique, foreign keys pointing at rows.
-fn check_constraints(folder: &Folder, tables: &Tables) -> Result<()> {
+/// Keys unique, unique columns unique, foreign keys pointing at rows —
+/// checked where a change can have broken them: the changed tables, and
+/// the foreign keys into them.
+fn check_constraints(folder: &Folder, tables: &Tables, dirty: &BTreeSet<String>) -> Result<()> {
     let violated = |what: String| ConnectorError::new(ErrorKind::Constraint, what);
     for (name, layout) in &folder.layout {
         let Some(t) = tables.get(name) else { continue };
-        let mut sets: Vec<Vec<String>> = vec![vec![layout.key.clone()]];
-        sets.extend(layout.unique.iter().cloned());
+        let changed = dirty.contains(name);
+        let sets: Vec<Vec<String>> = if changed {
+            std::iter::once(vec![layout.key.clone()])
+                .chain(layout.unique.iter().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
         for set in sets {
             let idx: Vec<usize> = set.iter().map(|c| t.index(c)).collect::<Result<_>>()?;
             let mut seen = HashSet::new();
@@ -173,7 +163,11 @@ fn check_constraints(folder: &Folder, tables: &Tables) -> Result<()> {
                 }
             }
         }
-        for fk in &layout.foreign_keys {
+        for fk in layout
+            .foreign_keys
+            .iter()
+            .filter(|f| changed || dirty.contains(&f.references))
+        {
             let Some(parent) = tables.get(&fk.references) else {
                 continue;
             };
@@ -271,7 +265,7 @@ impl Connector for CsvConnector {
         let rows = self.with_tx(false, |tx| {
             let ev = Eval::new(&tx.tables, &tz);
             let t = ev.table(&query.table)?;
-            let mut hits: Vec<usize> = matching(&tx.tables, &tz, &query.table, &query.filter)?;
+            let mut hits: Vec<usize> = ev.matching(&query.table, &query.filter)?;
             let order: Vec<usize> = query
                 .order_by
                 .iter()
@@ -322,8 +316,9 @@ impl Connector for CsvConnector {
     async fn tally(&mut self, query: &Tally) -> Result<Vec<u64>> {
         let tz = self.tz.clone();
         self.with_tx(false, |tx| {
-            let hits = matching(&tx.tables, &tz, &query.table, &query.filter)?;
-            let t = Eval::new(&tx.tables, &tz).table(&query.table)?;
+            let ev = Eval::new(&tx.tables, &tz);
+            let hits = ev.matching(&query.table, &query.filter)?;
+            let t = ev.table(&query.table)?;
             query
                 .counts
                 .iter()
@@ -349,7 +344,7 @@ impl Connector for CsvConnector {
         let tz = self.tz.clone();
         self.with_tx(true, |tx| match update {
             Update::Set { table, filter, set } => {
-                let hits = matching(&tx.tables, &tz, table, filter)?;
+                let hits = Eval::new(&tx.tables, &tz).matching(table, filter)?;
                 let t = table_mut(tx, table)?;
                 let cols: Vec<(usize, &Value)> = set
                     .iter()
@@ -397,7 +392,8 @@ impl Connector for CsvConnector {
     async fn delete(&mut self, delete: &Delete) -> Result<u64> {
         let tz = self.tz.clone();
         self.with_tx(true, |tx| {
-            let hits: HashSet<usize> = matching(&tx.tables, &tz, &delete.table, &delete.filter)?
+            let hits: HashSet<usize> = Eval::new(&tx.tables, &tz)
+                .matching(&delete.table, &delete.filter)?
                 .into_iter()
                 .collect();
             let t = table_mut(tx, &delete.table)?;

@@ -187,7 +187,15 @@ impl Engine {
     /// get each engine's auto-increment, and MySQL's `TIMESTAMP` (UTC,
     /// 1970–2038) becomes `DATETIME` (wall-clock, as in the other two).
     pub fn ddl(self) -> Vec<String> {
-        let text: String = include_str!("schema.sql")
+        self.statements(include_str!("schema.sql"))
+    }
+
+    /// SQL written in the common subset, as this engine's statements:
+    /// comments dropped, `INTEGER PRIMARY KEY` given the engine's
+    /// auto-increment, `TIMESTAMP` as MySQL's `DATETIME`. The demo and every
+    /// scenario's schema go through here.
+    pub fn statements(self, sql: &str) -> Vec<String> {
+        let text: String = sql
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
             .map(|l| {
@@ -469,14 +477,14 @@ struct Batches {
     invoices: Vec<String>,
 }
 
-/// A SQL string literal. The generator writes its own fixed data into a
-/// fresh file, so literals keep it fast and simple; nothing here comes
-/// from outside.
-fn lit(s: &str) -> String {
+/// A SQL string literal. The generators write their own fixed data into a
+/// fresh database, so literals keep them fast and simple; nothing here
+/// comes from outside (values lethe handles are always bound).
+pub(crate) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn opt(s: Option<&str>) -> String {
+pub(crate) fn opt(s: Option<&str>) -> String {
     s.map_or_else(|| "NULL".to_owned(), lit)
 }
 

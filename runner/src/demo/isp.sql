@@ -1,5 +1,5 @@
 -- The isp-billing scenario's tables, in the SQL SQLite, PostgreSQL and
--- MySQL share ({{AUTO_ID}} per engine; TIMESTAMP becomes DATETIME on
+-- MySQL share (keys auto-increment where the engine needs it to; TIMESTAMP becomes DATETIME on
 -- MySQL: wall-clock time in São Paulo).
 CREATE TABLE customers (
   id INTEGER PRIMARY KEY,
@@ -40,7 +40,7 @@ CREATE TABLE equipment (
   FOREIGN KEY (contract_id) REFERENCES contracts (id)
 );
 CREATE TABLE service_orders (
-  id {{AUTO_ID}},
+  id INTEGER PRIMARY KEY,
   contract_id INTEGER NOT NULL,
   kind VARCHAR(40) NOT NULL,
   opened_at TIMESTAMP NOT NULL,

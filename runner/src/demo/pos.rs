@@ -11,7 +11,7 @@
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-use super::data::{Engine, Rng};
+use super::data::{Engine, Rng, lit as quote};
 use crate::spec::model::Locale;
 use crate::strategy::words;
 
@@ -45,24 +45,7 @@ const FINANCE: &[(&str, &str)] = &[
 
 /// The scenario's tables in `engine`'s SQL, parents first.
 pub fn ddl(engine: Engine) -> Vec<String> {
-    let text = include_str!("pos.sql");
-    let text = match engine {
-        Engine::Mysql => text.replace("TIMESTAMP", "DATETIME"),
-        _ => text.to_owned(),
-    };
-    let text: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect();
-    text.join("\n")
-        .split(';')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    engine.statements(include_str!("pos.sql"))
 }
 
 fn money(cents: i64) -> String {

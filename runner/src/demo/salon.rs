@@ -13,7 +13,7 @@
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-use super::data::{Engine, Rng};
+use super::data::{Engine, Rng, lit as quote, opt};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -103,29 +103,7 @@ const TRANSLIT: &[(&str, &str)] = &[
 
 /// The scenario's tables in `engine`'s SQL, parents first.
 pub fn ddl(engine: Engine) -> Vec<String> {
-    let text = include_str!("salon.sql");
-    let text = match engine {
-        Engine::Sqlite => text.to_owned(),
-        Engine::Postgres => text.to_owned(),
-        Engine::Mysql => text.replace("TIMESTAMP", "DATETIME"),
-    };
-    let text: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect();
-    text.join("\n")
-        .split(';')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn opt(s: &Option<String>) -> String {
-    s.as_deref().map_or_else(|| "NULL".to_owned(), quote)
+    engine.statements(include_str!("salon.sql"))
 }
 
 struct Client {
@@ -257,10 +235,10 @@ pub fn statements(engine: Engine, spec: &SalonSpec) -> Vec<String> {
             "INSERT INTO clients (id, full_name, phone, email, birth_date, comment, created_at) VALUES ({}, {}, {}, {}, {}, {}, {})",
             c.id,
             quote(&c.name),
-            opt(&c.phone),
-            opt(&c.email),
-            opt(&c.birth),
-            opt(&c.comment),
+            opt(c.phone.as_deref()),
+            opt(c.email.as_deref()),
+            opt(c.birth.as_deref()),
+            opt(c.comment.as_deref()),
             quote(&at(c.created))
         ));
         let mut rows_v = Vec::new();

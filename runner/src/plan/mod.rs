@@ -136,17 +136,23 @@ pub fn selection(
     })
 }
 
+/// The model's time zone (UTC when it names none, or one jiff lacks: the
+/// validator reports that).
+fn zone(model: &crate::spec::model::SystemModel) -> TimeZone {
+    model
+        .timezone
+        .as_deref()
+        .and_then(|t| TimeZone::get(t).ok())
+        .unwrap_or(TimeZone::UTC)
+}
+
 /// What a job needs of its connector beyond rows: (named SQL criteria,
 /// named SQL checks). `None` when the selection does not resolve (the
 /// validator reports that on its own).
 pub fn required_capabilities(job: &JobFile) -> Option<(bool, bool)> {
     let model = &job.model.model;
     let j = &job.job;
-    let tz = model
-        .timezone
-        .as_deref()
-        .and_then(|t| TimeZone::get(t).ok())
-        .unwrap_or(TimeZone::UTC);
+    let tz = zone(model);
     let clock = Clock::new(Timestamp::now(), tz);
     let r = Resolver::new(model, &clock);
     let s = selection(
@@ -170,7 +176,7 @@ pub type Grants =
 /// resolve (the validator reports that on its own).
 pub fn privileges_needed(job: &JobFile) -> Option<(Vec<String>, Grants)> {
     let model = &job.model.model;
-    let clock = Clock::new(Timestamp::now(), TimeZone::UTC);
+    let clock = Clock::new(Timestamp::now(), zone(model));
     let r = Resolver::new(model, &clock);
     let ename = job.job.selection.entity.as_str();
     let root = r.entity(ename).ok()?.table.clone();
@@ -192,11 +198,7 @@ pub async fn plan(
 ) -> Result<Planned, PlanError> {
     let model = &job.model.model;
     let j = &job.job;
-    let tz = model
-        .timezone
-        .as_deref()
-        .and_then(|t| TimeZone::get(t).ok())
-        .unwrap_or(TimeZone::UTC);
+    let tz = zone(model);
     let clock = Clock::new(options.now.unwrap_or_else(Timestamp::now), tz);
     let r = Resolver::new(model, &clock);
     let ename = j.selection.entity.as_str();

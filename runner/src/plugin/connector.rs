@@ -38,13 +38,11 @@ pub fn call_timeout() -> Duration {
         .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64)
 }
 
-/// Work for the plugin's thread.
-enum Job {
-    Call {
-        request: Vec<u8>,
-        rows: mpsc::Sender<Vec<u8>>,
-        reply: oneshot::Sender<(i32, Vec<u8>)>,
-    },
+/// A call for the plugin's thread.
+struct Job {
+    request: Vec<u8>,
+    rows: mpsc::Sender<Vec<u8>>,
+    reply: oneshot::Sender<(i32, Vec<u8>)>,
 }
 
 /// An open connection through a plugin.
@@ -129,7 +127,13 @@ impl PluginConnector {
                         ),
                     )
                 })?;
-                e.message = format!("{} (plugin `{}`, `{call}`)", e.message, self.name());
+                // A plugin's message is not trusted to have masked the
+                // values it quotes, as the built-in connectors do.
+                e.message = format!(
+                    "{} (plugin `{}`, `{call}`)",
+                    scrub_values(&e.message),
+                    self.name()
+                );
                 Err(e)
             }
             Some(Status::Panic) => Err(self.break_with(format!(
@@ -162,7 +166,7 @@ impl PluginConnector {
         let (rows_tx, mut rows) = mpsc::channel::<Vec<u8>>(256);
         let (reply, answered) = oneshot::channel();
         let sent = self.jobs.as_ref().is_some_and(|j| {
-            j.send(Job::Call {
+            j.send(Job {
                 request: bytes,
                 rows: rows_tx,
                 reply,
@@ -259,37 +263,34 @@ fn worker(
         return;
     }
     let handle = RawHandle(handle);
-    while let Ok(job) = inbox.recv() {
-        match job {
-            Job::Call {
-                request,
-                rows,
-                reply,
-            } => {
-                let mut ctx = RowContext { rows };
-                let mut out = Buffer::EMPTY;
-                // SAFETY: the handle is this thread's; the request, the
-                // context and `out` live for the call.
-                let status = unsafe {
-                    (table.call)(
-                        handle.0,
-                        request.as_ptr(),
-                        request.len(),
-                        on_row,
-                        (&raw mut ctx).cast::<c_void>(),
-                        &mut out,
-                    )
-                };
-                drop(ctx);
-                let bytes = take(table, out);
-                let panicked = status == Status::Panic as i32;
-                let _ = reply.send((status, bytes));
-                if panicked {
-                    // A plugin that panicked may hold broken state: its
-                    // handle is neither used nor closed again.
-                    return;
-                }
-            }
+    while let Ok(Job {
+        request,
+        rows,
+        reply,
+    }) = inbox.recv()
+    {
+        let mut ctx = RowContext { rows };
+        let mut out = Buffer::EMPTY;
+        // SAFETY: the handle is this thread's; the request, the context and
+        // `out` live for the call.
+        let status = unsafe {
+            (table.call)(
+                handle.0,
+                request.as_ptr(),
+                request.len(),
+                on_row,
+                (&raw mut ctx).cast::<c_void>(),
+                &mut out,
+            )
+        };
+        drop(ctx);
+        let bytes = take(table, out);
+        let panicked = status == Status::Panic as i32;
+        let _ = reply.send((status, bytes));
+        if panicked {
+            // A plugin that panicked may hold broken state: its handle is
+            // neither used nor closed again.
+            return;
         }
     }
     // SAFETY: a handle from `open`, closed once, from its own thread.

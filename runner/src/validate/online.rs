@@ -137,10 +137,10 @@ async fn compare(
     let Some(granted) = conn.privileges(&tables).await? else {
         return Ok(None);
     };
-    // PostgreSQL's `SELECT … FOR UPDATE`, with which a batch locks the rows
-    // it is about to delete, needs UPDATE as well.
+    // Where a batch's locking read needs UPDATE (PostgreSQL's `SELECT …
+    // FOR UPDATE` before a delete), ask for it beside DELETE.
     let mut want = want.clone();
-    if conn.info().name == "postgres" {
+    if conn.locking_reads_need_update() {
         for ps in want.values_mut() {
             if ps.contains(&Privilege::Delete) {
                 ps.insert(Privilege::Update);

@@ -102,6 +102,62 @@ impl Backend {
     }
 }
 
+/// The `lethe` binary `cargo test --workspace` built next to the tests.
+pub fn lethe_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p lethe` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// `lethe` in a test's folder: no colours, the ledger in the folder, the
+/// conformance key, a planner's identity, and nothing from the caller's
+/// environment that would change what it reads (project file, plugins).
+pub fn lethe_command(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(lethe_binary());
+    c.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env(
+            "LETHE_STATE_URL",
+            format!("sqlite://{}", dir.join("state.db").display()),
+        )
+        .env("LETHE_HASH_KEY", KEY)
+        .env("LETHE_USER", "planner@example.com")
+        .env_remove("LETHE_PROJECT")
+        .env_remove("LETHE_PLUGIN_PATH");
+    c
+}
+
+/// Runs a command to its end: (exit code, stdout then stderr). Inside a
+/// multi-threaded test runtime the wait does not hold a worker.
+pub fn finish(mut c: std::process::Command) -> (i32, String) {
+    let mut run = move || c.output().unwrap();
+    let out = match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(run),
+        Err(_) => run(),
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `lethe ARGS` in the test's folder (see [`lethe_command`]).
+pub fn lethe(db: &TestDb, args: &[&str]) -> (i32, String) {
+    let mut c = lethe_command(db.dir.path());
+    c.args(args);
+    finish(c)
+}
+
 /// A plugin library cargo built for this test run: the conformance crate
 /// has the plugin crates as dev-dependencies, so `cargo test` builds their
 /// cdylibs next to the test binary's dependencies (`target/<profile>/deps`).

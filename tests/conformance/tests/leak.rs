@@ -9,9 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use lethe_conformance::{Backend, NOW, TestDb};
+use lethe_conformance::{Backend, NOW, TestDb, lethe_command};
 
 /// Canary personal values: a name, an e-mail, a phone, a national id.
 const NAME: &str = "Zqxjvert";
@@ -21,12 +20,6 @@ const PERSONNUMMER: &str = "19770707-7777";
 /// Canary secrets.
 const PASSWORD: &str = "CanaryPw7f3a";
 const HASH_KEY: &str = "CanaryKey9b2e";
-
-fn lethe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX))
-}
 
 fn with_password(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
@@ -43,20 +36,13 @@ struct Session {
 impl Session {
     fn run(&mut self, args: &[&str]) -> i32 {
         let out = tokio::task::block_in_place(|| {
-            Command::new(lethe_binary())
+            lethe_command(&self.dir)
                 .args(args)
-                .current_dir(&self.dir)
-                .env("NO_COLOR", "1")
                 .env("RETAIL_DB_URL", &self.db_url)
+                // The canary key, not the conformance one.
                 .env("LETHE_HASH_KEY", HASH_KEY)
                 .env("LETHE_LOG", "trace")
                 .env("RUST_LOG", "trace")
-                .env(
-                    "LETHE_STATE_URL",
-                    format!("sqlite://{}", self.dir.join("state.db").display()),
-                )
-                .env("LETHE_USER", "planner@example.com")
-                .env_remove("LETHE_PROJECT")
                 .output()
                 .unwrap()
         });

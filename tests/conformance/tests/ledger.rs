@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use lethe::ledger::{Ledger, LedgerLocation};
 use lethe_conformance::fixture::{PROJECT, isp_model};
-use lethe_conformance::{Backend, KEY, TestDb, conformance};
+use lethe_conformance::{Backend, KEY, TestDb, conformance, lethe_binary};
 
 /// A fresh PostgreSQL database holding a ledger (`None`: no server, skipped).
 async fn postgres_ledger() -> Option<(TestDb, Ledger)> {
@@ -49,19 +48,6 @@ async fn a_run_recorded_in_a_postgres_ledger(backend: Backend) {
 }
 
 conformance!(a_run_recorded_in_a_postgres_ledger);
-
-/// The `lethe` binary `cargo test --workspace` built next to this test.
-fn lethe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p lethe` (cargo test --workspace builds it)",
-        bin.display()
-    );
-    bin
-}
 
 /// Four processes apply one approved plan at the same moment, sharing a
 /// PostgreSQL ledger: one runs it, the others are refused (locked, or the

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lethe::plugin::{self, PluginConnector, PluginError};
-use lethe_conformance::plugin_library;
+use lethe_conformance::{lethe_binary, plugin_library};
 use lethe_connector::{Cond, Connector, ErrorKind, OpenOptions, Select, Tally, Value};
 
 fn options(url: &str) -> OpenOptions {
@@ -144,6 +144,26 @@ async fn a_hanging_plugin_ends_at_the_time_limit() {
     );
 }
 
+/// A value a plugin quotes in its error message is masked by lethe, as the
+/// built-in connectors mask theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_in_a_plugin_error_are_masked() {
+    let mut c = open(
+        "lethe_test_plugin_misbehaving",
+        "misbehave:leaky",
+        Duration::from_secs(30),
+    )
+    .await;
+    let e = c.introspect().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Constraint, "{e}");
+    let text = e.to_string();
+    assert!(!text.contains("anna.svensson"), "{text}");
+    assert!(
+        text.contains("Duplicate entry '…' for key 'email' (plugin `misbehaving`, `introspect`)"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_from_a_plugin_is_an_error() {
     let mut c = open("lethe_test_plugin_raw", "raw:", Duration::from_secs(30)).await;
@@ -168,12 +188,6 @@ async fn a_plugin_error_keeps_its_kind_and_names_the_plugin() {
         e.to_string().contains("plugin `misbehaving`, `open`"),
         "{e}"
     );
-}
-
-fn lethe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX))
 }
 
 #[test]

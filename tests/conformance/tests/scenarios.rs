@@ -7,47 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lethe::demo::isp::IspSpec;
 use lethe::demo::pos::PosSpec;
 use lethe::demo::salon::{SalonSpec, statements};
-use lethe_conformance::{Backend, KEY, NOW, TestDb, conformance, digest, shared_snapshots};
+use lethe_conformance::{Backend, NOW, TestDb, conformance, digest, lethe, shared_snapshots};
 
 const APPROVER: &str = "dpo@approvers.example";
 const PROJECT: &str = "[[approver]]\nid = \"dpo@approvers.example\"\nroles = [\"dpo\"]\n\n[[approver]]\nid = \"gerente@loja.example\"\nroles = [\"store\"]\n";
-
-fn lethe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX))
-}
-
-/// Runs `lethe` in the test's folder; (exit code, stdout + stderr).
-fn lethe(db: &TestDb, args: &[&str]) -> (i32, String) {
-    let out = Command::new(lethe_binary())
-        .args(args)
-        .current_dir(db.dir.path())
-        .env("NO_COLOR", "1")
-        .env(
-            "LETHE_STATE_URL",
-            format!("sqlite://{}", db.path("state.db").display()),
-        )
-        .env("LETHE_HASH_KEY", KEY)
-        .env("LETHE_USER", "planner@example.com")
-        .env_remove("LETHE_PROJECT")
-        .env_remove("LETHE_PLUGIN_PATH")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// A report with what differs between runs and engines replaced: the
 /// target's location, the plan id, run ids and times.

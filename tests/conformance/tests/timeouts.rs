@@ -11,40 +11,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use lethe_conformance::fixture::isp_model;
-use lethe_conformance::{Backend, KEY, NOW, TestDb, conformance};
+use lethe_conformance::{Backend, NOW, TestDb, conformance, lethe, lethe_command};
 use sqlx::{AssertSqlSafe, Connection, Executor};
-
-fn lethe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    dir.join(format!("lethe{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn lethe(db: &TestDb, args: &[&str]) -> (i32, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(lethe_binary())
-            .args(args)
-            .current_dir(db.dir.path())
-            .env("NO_COLOR", "1")
-            .env(
-                "LETHE_STATE_URL",
-                format!("sqlite://{}", db.path("state.db").display()),
-            )
-            .env("LETHE_HASH_KEY", KEY)
-            .env("LETHE_USER", "planner@example.com")
-            .env_remove("LETHE_PROJECT")
-            .output()
-            .unwrap()
-    });
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// A connection holding a write lock on every customer row until dropped
 /// (its transaction then rolls back).
@@ -163,17 +131,8 @@ async fn ctrl_c_pauses_a_throttled_run_and_resume_finishes_it() {
     assert_eq!(code, 0, "{out}");
 
     let started = Instant::now();
-    let child = Command::new(lethe_binary())
+    let child = lethe_command(db.dir.path())
         .args(["apply", "plan.json", "--yes", "--max-rate", "50"])
-        .current_dir(db.dir.path())
-        .env("NO_COLOR", "1")
-        .env(
-            "LETHE_STATE_URL",
-            format!("sqlite://{}", db.path("state.db").display()),
-        )
-        .env("LETHE_HASH_KEY", KEY)
-        .env("LETHE_USER", "planner@example.com")
-        .env_remove("LETHE_PROJECT")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -283,38 +242,12 @@ async fn old_backups_are_pruned_and_audited() {
 /// required, and a required run-started hook that fails stops the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
-    let db = TestDb::isp(Backend::Sqlite).await.unwrap();
-    std::fs::write(
-        db.path("lethe.toml"),
-        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n\
-         [[hook]]\non = [\"plan-created\", \"decision-recorded\", \"run-started\", \"batch-failed\", \"run-finished\", \"verification-failed\"]\n\
+    let db = approved_with_hooks(
+        "[[hook]]\non = [\"plan-created\", \"decision-recorded\", \"run-started\", \"batch-failed\", \"run-finished\", \"verification-failed\"]\n\
          command = \"cat >> events.jsonl; echo >> events.jsonl\"\n\n\
          [[hook]]\non = [\"run-finished\"]\ncommand = \"exit 3\"\n",
     )
-    .unwrap();
-    let text = db.job_text(
-        "hooked",
-        &isp_model().display().to_string(),
-        "selection:\n  entity: customer\n  where: [{ field: status, eq: active }]\n  cap: 100\naction:\n  type: deactivate\napproval:\n  approvers: { min: 1, roles: [dpo] }\n",
-    );
-    std::fs::write(db.path("hooked.yaml"), text).unwrap();
-    let (code, out) = lethe(
-        &db,
-        &["plan", "hooked.yaml", "-o", "plan.json", "--now", NOW],
-    );
-    assert_eq!(code, 0, "{out}");
-    let (code, out) = lethe(
-        &db,
-        &[
-            "approve",
-            "plan.json",
-            "--by",
-            "anna@example.com",
-            "--role",
-            "dpo",
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
+    .await;
     let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
     assert_eq!(
         code, 0,
@@ -322,8 +255,8 @@ async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
     );
     assert!(out.contains("hook `exit 3` failed"), "{out}");
 
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(db.path("events.jsonl"))
-        .unwrap()
+    let all = std::fs::read_to_string(db.path("events.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = all
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
@@ -343,7 +276,6 @@ async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
     );
     assert_eq!(events[1]["by"], "anna@example.com");
     assert_eq!(events[3]["state"], "done");
-    let all = std::fs::read_to_string(db.path("events.jsonl")).unwrap();
     let dump = db.dump("UTC").await;
     for row in &dump["customers"] {
         assert!(
@@ -354,11 +286,24 @@ async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
     }
 
     // A required run-started hook that fails: the run does not start.
+    let db = approved_with_hooks(
+        "[[hook]]\non = [\"run-started\"]\ncommand = \"exit 1\"\nrequired = true\n",
+    )
+    .await;
+    let before = db.dump("UTC").await;
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("run-started hook"), "{out}");
+    assert_eq!(before, db.dump("UTC").await, "the run changed something");
+}
+
+/// The ISP fixture with a project file holding an approver and `hooks`,
+/// and an approved deactivation of its active customers in `plan.json`.
+async fn approved_with_hooks(hooks: &str) -> TestDb {
     let db = TestDb::isp(Backend::Sqlite).await.unwrap();
     std::fs::write(
         db.path("lethe.toml"),
-        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n\
-         [[hook]]\non = [\"run-started\"]\ncommand = \"exit 1\"\nrequired = true\n",
+        format!("[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n{hooks}"),
     )
     .unwrap();
     let text = db.job_text(
@@ -384,9 +329,5 @@ async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
         ],
     );
     assert_eq!(code, 0, "{out}");
-    let before = db.dump("UTC").await;
-    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
-    assert_eq!(code, 3, "{out}");
-    assert!(out.contains("run-started hook"), "{out}");
-    assert_eq!(before, db.dump("UTC").await, "the run changed something");
+    db
 }

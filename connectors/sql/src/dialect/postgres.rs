@@ -286,16 +286,7 @@ impl Dialect for Postgres {
             return self.update_values(table, key, columns, rows);
         };
         let mut b = Builder::new(self);
-        b.push("UPDATE ");
-        b.name(table);
-        b.push(" AS t0 SET ");
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.name(c);
-            b.push(&format!(" = v.\"c{i}\""));
-        }
+        update_head(&mut b, table, columns);
         b.push(" FROM unnest(");
         for (i, ty) in types.iter().enumerate() {
             if i > 0 {
@@ -305,13 +296,7 @@ impl Dialect for Postgres {
             let array = array_literal(rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null)));
             b.push_param(Value::Text(array), &array_of(ty).replace("{}", &p));
         }
-        b.push(") AS v(\"k\"");
-        for (i, _) in columns.iter().enumerate() {
-            b.push(&format!(", \"c{i}\""));
-        }
-        b.push(") WHERE t0.");
-        b.name(key);
-        b.push(" = v.\"k\"");
+        update_tail(&mut b, key, columns);
         b.finish()
     }
 }
@@ -330,16 +315,7 @@ impl Postgres {
         // t0.key = v.k: every cell cast to its column's type, so each
         // VALUES column has one type whatever the first row holds.
         let mut b = Builder::new(self);
-        b.push("UPDATE ");
-        b.name(table);
-        b.push(" AS t0 SET ");
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.name(c);
-            b.push(&format!(" = v.\"c{i}\""));
-        }
+        update_head(&mut b, table, columns);
         b.push(" FROM (VALUES ");
         let names: Vec<&str> = std::iter::once(key.as_str())
             .chain(columns.iter().map(String::as_str))
@@ -366,13 +342,33 @@ impl Postgres {
             }
             b.push(")");
         }
-        b.push(") AS v(\"k\"");
-        for (i, _) in columns.iter().enumerate() {
-            b.push(&format!(", \"c{i}\""));
-        }
-        b.push(") WHERE t0.");
-        b.name(key);
-        b.push(" = v.\"k\"");
+        update_tail(&mut b, key, columns);
         b.finish()
     }
+}
+
+/// `UPDATE t AS t0 SET c = v."c0", …`: what both forms of a per-row update
+/// start with (the values come as `v("k", "c0", …)`).
+fn update_head(b: &mut Builder<'_>, table: &Name, columns: &[Name]) {
+    b.push("UPDATE ");
+    b.name(table);
+    b.push(" AS t0 SET ");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.name(c);
+        b.push(&format!(" = v.\"c{i}\""));
+    }
+}
+
+/// `) AS v("k", "c0", …) WHERE t0.key = v."k"`: what both forms end with.
+fn update_tail(b: &mut Builder<'_>, key: &Name, columns: &[Name]) {
+    b.push(") AS v(\"k\"");
+    for i in 0..columns.len() {
+        b.push(&format!(", \"c{i}\""));
+    }
+    b.push(") WHERE t0.");
+    b.name(key);
+    b.push(" = v.\"k\"");
 }

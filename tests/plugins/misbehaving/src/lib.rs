@@ -1,5 +1,5 @@
 //! A plugin that misbehaves the way its URL says (`misbehave:panic`,
-//! `misbehave:hang`), for the tests of the plugin boundary: a panic must
+//! `misbehave:hang`, `misbehave:leaky`), for the tests of the plugin boundary: a panic must
 //! come back as an error naming the plugin and the call, a hang must end
 //! at the host's time limit.
 
@@ -21,6 +21,11 @@ impl Misbehaving {
             "hang" => loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             },
+            // A careless plugin quoting a personal value in its error.
+            "leaky" => Err(ConnectorError::new(
+                ErrorKind::Constraint,
+                "Duplicate entry 'anna.svensson@example.se' for key 'email'",
+            )),
             _ => Err(ConnectorError::new(ErrorKind::Unsupported, "nothing here")),
         }
     }
