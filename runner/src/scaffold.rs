@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::spec::model::{FieldType, SystemModel};
 
 /// The actions a new job can start from.
-pub const ACTIONS: [&str; 4] = ["anonymize", "delete", "deactivate", "keep-login"];
+pub const ACTIONS: [&str; 5] = ["anonymize", "delete", "deactivate", "keep-login", "rectify"];
 
 /// A job for `model` (named in the job as `system`) on `entity` (default:
 /// the first entity with personal fields) doing `action`.
@@ -26,6 +26,18 @@ pub fn job_text(
     let names: Vec<&String> = model.entities.keys().collect();
     let ename = match entity {
         Some(e) if model.entities.contains_key(e) => e.to_owned(),
+        // Rectify selects change requests: the entity that has `rectifies`.
+        None if action == "rectify" => model
+            .entities
+            .iter()
+            .find(|(_, e)| e.rectifies.is_some())
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| {
+                format!(
+                    "`{}` has no entity with a `rectifies` definition (change requests), so nothing can `rectify`",
+                    model.name
+                )
+            })?,
         Some(e) => {
             return Err(format!(
                 "`{}` has no entity `{e}`; its entities are {}",
@@ -48,6 +60,12 @@ pub fn job_text(
     if matches!(action, "deactivate" | "keep-login") && e.deactivate.is_none() {
         return Err(format!(
             "`{ename}` has no `deactivate` definition in `{}`, so it cannot `{action}`",
+            model.name
+        ));
+    }
+    if action == "rectify" && e.rectifies.is_none() {
+        return Err(format!(
+            "`{ename}` has no `rectifies` definition in `{}`, so its records are not change requests to `rectify`",
             model.name
         ));
     }
@@ -179,7 +197,7 @@ pub fn job_text(
     let _ = writeln!(o, "action:");
     let _ = writeln!(
         o,
-        "  type: {action}    # anonymize | delete | deactivate | keep-login"
+        "  type: {action}    # anonymize | delete | deactivate | keep-login | rectify"
     );
     if matches!(action, "anonymize" | "delete") && !top.is_empty() {
         let _ = writeln!(

@@ -318,6 +318,19 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["case.yaml:9:51: error[strategy-unique]: `redact` can give two records the same value, but `email` is unique"],
         ),
         (
+            "model: a change request names fields that do not exist",
+            edit(MODEL, "      placed_at: { type: datetime }\n", "      placed_at: { type: datetime }\n      phone: { type: string }\n      total: { type: decimal }\n    rectifies:\n      entity: customer\n      foreign_key: customer_id\n      fields: { phone: phone, total: email }\n      set: { placed_at: null }\n"),
+            vec![
+                "case.yaml:22:24: error[unknown-field]: `customer` has no field `phone` for a request to change",
+                "case.yaml:22:38: error[rectify-type]: `order.total` holds a decimal but `customer.email` a string",
+            ],
+        ),
+        (
+            "rectify an entity that holds no change requests",
+            edit(JOB, "  type: anonymize\n  categories: [identity, contact]", "  type: rectify"),
+            vec!["case.yaml:20:9: error[cannot-rectify]: `customer` has no `rectifies` definition in the system model, so its records are not change requests to apply"],
+        ),
+        (
             "malformed YAML",
             "version: 1\nselection: [a, b\n".to_owned(),
             vec!["case.yaml:3:1: error[yaml-syntax]: invalid YAML: while parsing a flow sequence, expected ',' or ']'"],

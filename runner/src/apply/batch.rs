@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use tracing::Instrument;
 
 use super::backup::{Line, Op, json, row_map};
-use crate::plan::work::{AnonTable, CascadeSpec, InsertSpec, TablePath, Work};
+use crate::plan::work::{AnonTable, CascadeSpec, InsertSpec, RectifySpec, TablePath, Work};
 use crate::plan::{Change, KEY_CHUNK, Plan, SelectedRecord, fingerprint};
 use crate::spec::model::SystemModel;
 use crate::strategy::{self, Strategist};
@@ -316,14 +316,241 @@ impl Ctx<'_> {
                     }
                 }
                 for ins in insert {
-                    self.insert(conn, seq, ins, kept, &mut out).await?;
+                    self.insert(conn, seq, ins, kept, None, &mut out).await?;
                 }
                 for c in cascade {
                     self.cascade(conn, seq, c, kept, &mut out).await?;
                 }
             }
+            Work::Rectify(spec) => self.rectify(conn, seq, spec, kept, &mut out).await?,
         }
         Ok(out)
+    }
+
+    /// Writes each request's values onto the record it names (in order, so
+    /// a later request for the same record wins), marks the requests, and
+    /// inserts their side-effect rows. A request whose new value of a
+    /// unique field another record already holds is skipped, with the reason.
+    async fn rectify(
+        &self,
+        conn: &mut dyn Connector,
+        seq: u64,
+        spec: &RectifySpec,
+        kept: &[Value],
+        out: &mut Outcome,
+    ) -> Result<(), BatchError> {
+        let (table, key) = self.entity();
+        // The requests, as they are now (drift already compared them with the plan).
+        let (req_cols, req_rows) = rows(
+            conn,
+            self.schema,
+            table,
+            key,
+            Cond::keys(key, kept.to_vec()),
+        )
+        .await?;
+        let col_at = |c: &str| req_cols.iter().position(|x| x == c).unwrap_or(0);
+        let (req_key, link) = (col_at(key), col_at(&spec.link));
+        let from: Vec<usize> = spec.fields.iter().map(|f| col_at(&f.from)).collect();
+        let by_key: HashMap<Vec<u8>, &Vec<Value>> =
+            req_rows.iter().map(|r| (id(&r[req_key]), r)).collect();
+        let requests: Vec<&Vec<Value>> = kept
+            .iter()
+            .filter_map(|k| by_key.get(&id(k)).copied())
+            .collect();
+
+        // The records they change, every column (for the backup).
+        let mut targets: Vec<Value> = requests
+            .iter()
+            .map(|r| r[link].clone())
+            .filter(|v| !v.is_null())
+            .collect();
+        targets.sort_by_key(id);
+        targets.dedup_by(|a, b| id(a) == id(b));
+        let (cols, found) = rows(
+            conn,
+            self.schema,
+            &spec.table,
+            &spec.key,
+            Cond::keys(&spec.key, targets.clone()),
+        )
+        .await?;
+        let key_idx = cols.iter().position(|c| *c == spec.key).unwrap_or(0);
+        let slot: Vec<usize> = spec
+            .fields
+            .iter()
+            .map(|f| cols.iter().position(|c| *c == f.column).unwrap_or(0))
+            .collect();
+        let mut current: HashMap<Vec<u8>, Vec<Value>> =
+            found.iter().map(|r| (id(&r[key_idx]), r.clone())).collect();
+
+        // Values of unique fields other records hold: such a request would
+        // break the index, so it waits (skipped, with the reason).
+        let entity = self.model.entities.get(&spec.entity);
+        let target_table = self.schema.table(&spec.table);
+        let mut taken: HashMap<usize, HashSet<Vec<u8>>> = HashMap::new();
+        for (fi, f) in spec.fields.iter().enumerate() {
+            let unique = entity
+                .and_then(|e| e.fields.get(&f.field))
+                .is_some_and(|mf| mf.unique)
+                || target_table
+                    .is_some_and(|tb| tb.unique.iter().any(|u| u.len() == 1 && u[0] == f.column));
+            if !unique {
+                continue;
+            }
+            let wanted: Vec<Value> = requests
+                .iter()
+                .map(|r| r[from[fi]].clone())
+                .filter(|v| !v.is_null())
+                .collect();
+            let mut set = HashSet::new();
+            for chunk in wanted.chunks(KEY_CHUNK) {
+                let q = Select {
+                    table: spec.table.clone(),
+                    columns: vec![f.column.clone()],
+                    flags: vec![],
+                    filter: Cond::In {
+                        expr: Expr::Column(f.column.clone()),
+                        values: chunk.to_vec(),
+                        negated: false,
+                    }
+                    .and(Cond::Not(Box::new(Cond::keys(&spec.key, targets.clone())))),
+                    order_by: vec![],
+                    limit: None,
+                };
+                let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
+                    set.insert(id(&row[0]));
+                    Ok(())
+                };
+                conn.select(&q, &mut sink)
+                    .await
+                    .map_err(at("checking unique values"))?;
+            }
+            taken.insert(fi, set);
+        }
+
+        // Fold the requests onto the records, in order.
+        let mut applied: Vec<(Value, Value)> = Vec::new();
+        let mut touched: Vec<Vec<u8>> = Vec::new();
+        let mut changed: HashMap<Vec<u8>, std::collections::BTreeSet<usize>> = HashMap::new();
+        for r in &requests {
+            let record = r[link].clone();
+            let rid = id(&record);
+            let Some(row) = current.get_mut(&rid) else {
+                out.skipped.push(Skipped {
+                    key: r[req_key].clone(),
+                    reason: format!("the {} it changes no longer exists", spec.entity),
+                });
+                continue;
+            };
+            let clash = spec.fields.iter().enumerate().find(|(fi, _)| {
+                let v = &r[from[*fi]];
+                !v.is_null() && taken.get(fi).is_some_and(|t| t.contains(&id(v)))
+            });
+            if let Some((_, f)) = clash {
+                out.skipped.push(Skipped {
+                    key: r[req_key].clone(),
+                    reason: format!(
+                        "the requested `{}` is already another {}'s",
+                        f.field, spec.entity
+                    ),
+                });
+                continue;
+            }
+            for (fi, &i) in from.iter().enumerate() {
+                let v = &r[i];
+                if v.is_null() || crate::apply::verify::same(&row[slot[fi]], v) {
+                    continue;
+                }
+                row[slot[fi]] = v.clone();
+                changed.entry(rid.clone()).or_default().insert(fi);
+            }
+            if !touched.contains(&rid) {
+                touched.push(rid);
+            }
+            applied.push((r[req_key].clone(), record));
+        }
+        out.done = applied.len() as u64;
+
+        // The records: back up, then write the changed ones.
+        let before: HashMap<Vec<u8>, &Vec<Value>> =
+            found.iter().map(|r| (id(&r[key_idx]), r)).collect();
+        let mut new_rows = Vec::new();
+        let columns: Vec<String> = spec.fields.iter().map(|f| f.column.clone()).collect();
+        for rid in &touched {
+            let (Some(fields), Some(old), Some(new)) =
+                (changed.get(rid), before.get(rid), current.get(rid))
+            else {
+                continue;
+            };
+            let after: Map<String, Json> = fields
+                .iter()
+                .map(|&fi| (spec.fields[fi].column.clone(), json(&new[slot[fi]])))
+                .collect();
+            out.lines.push(self.line(
+                seq,
+                Op::Update,
+                &spec.table,
+                &spec.key,
+                json(&old[key_idx]),
+                row_map(&cols, old),
+                Some(after),
+            ));
+            let mut row = vec![new[key_idx].clone()];
+            row.extend(slot.iter().map(|&i| new[i].clone()));
+            new_rows.push(row);
+        }
+        if !new_rows.is_empty() {
+            *out.effects
+                .entry((spec.table.clone(), Change::Updated))
+                .or_default() += new_rows.len() as u64;
+            conn.update(&Update::Rows {
+                table: spec.table.clone(),
+                key: spec.key.clone(),
+                columns,
+                rows: new_rows,
+            })
+            .instrument(tracing::info_span!("batch.update"))
+            .await
+            .map_err(at("rectifying records"))?;
+        }
+
+        // The requests: marked as applied.
+        let done: Vec<Value> = applied.iter().map(|(k, _)| k.clone()).collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        if !spec.set.is_empty() {
+            let root = TablePath {
+                entity: self.plan.entity.name.clone(),
+                table: table.to_owned(),
+                key: key.to_owned(),
+                path: vec![],
+            };
+            let mut set = Vec::with_capacity(spec.set.len());
+            for (c, v) in &spec.set {
+                set.push((c.clone(), render(v, &Value::Null, None, &self.plan.clock)?));
+            }
+            let after: Map<String, Json> = set.iter().map(|(c, v)| (c.clone(), json(v))).collect();
+            self.capture(conn, seq, &root, &done, Op::Update, Some(after), out)
+                .await?;
+            for chunk in done.chunks(KEY_CHUNK) {
+                conn.update(&Update::Set {
+                    table: table.to_owned(),
+                    filter: Cond::keys(key, chunk.to_vec()),
+                    set: set.clone(),
+                })
+                .await
+                .map_err(at("marking requests as applied"))?;
+            }
+        }
+        let records: HashMap<Vec<u8>, Value> =
+            applied.iter().map(|(k, r)| (id(k), r.clone())).collect();
+        for ins in &spec.insert {
+            self.insert(conn, seq, ins, &done, Some(&records), out)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Deletes the rows a path reaches from `keys`, backing each up.
@@ -587,14 +814,16 @@ impl Ctx<'_> {
         seq: u64,
         ins: &InsertSpec,
         kept: &[Value],
+        records: Option<&HashMap<Vec<u8>, Value>>,
         out: &mut Outcome,
     ) -> Result<(), BatchError> {
         let columns: Vec<String> = ins.values.iter().map(|(c, _)| c.clone()).collect();
         let mut rows = Vec::with_capacity(kept.len());
         for k in kept {
+            let record = records.and_then(|m| m.get(&id(k)));
             let mut row = Vec::with_capacity(columns.len());
             for (_, v) in &ins.values {
-                row.push(render(v, k, &self.plan.clock)?);
+                row.push(render(v, k, record, &self.plan.clock)?);
             }
             out.lines.push(self.line(
                 seq,
@@ -676,14 +905,25 @@ impl Ctx<'_> {
 }
 
 /// A value of a side-effect row: `{{ key }}` is the record's key (as it
-/// is), `{{ now }}` the plan's clock; other text is a template.
-pub fn render(v: &Json, key: &Value, now: &str) -> Result<Value, BatchError> {
+/// is), `{{ record }}` the key of the record a change request changes,
+/// `{{ now }}` the plan's clock; other text is a template.
+pub fn render(
+    v: &Json,
+    key: &Value,
+    record: Option<&Value>,
+    now: &str,
+) -> Result<Value, BatchError> {
     let Json::String(s) = v else {
         return Ok(crate::plan::work::json_value(v));
     };
     let t = s.trim();
     if t == "{{ key }}" || t == "{{key}}" {
         return Ok(key.clone());
+    }
+    if let Some(record) = record
+        && (t == "{{ record }}" || t == "{{record}}")
+    {
+        return Ok(record.clone());
     }
     if t == "{{ now }}" || t == "{{now}}" {
         return Ok(Value::Text(now.to_owned()));
@@ -692,7 +932,11 @@ pub fn render(v: &Json, key: &Value, now: &str) -> Result<Value, BatchError> {
         return Ok(Value::Text(s.clone()));
     }
     let env = minijinja::Environment::new();
-    env.render_str(s, minijinja::context! { key => key.render(), now => now })
-        .map(Value::Text)
-        .map_err(|e| BatchError::Template(format!("an `insert` value does not render: {e}")))
+    let record = record.map(Value::render);
+    env.render_str(
+        s,
+        minijinja::context! { key => key.render(), record => record, now => now },
+    )
+    .map(Value::Text)
+    .map_err(|e| BatchError::Template(format!("an `insert` value does not render: {e}")))
 }

@@ -713,6 +713,7 @@ async fn verify_run(
                 work,
                 crate::plan::work::Work::Anonymize { .. } | crate::plan::work::Work::Delete { .. }
             ) {
+                verification.scanned = true;
                 let needles = verify::needles(model, strategist, backup_path)
                     .map_err(|e| ApplyError::Backup(e.to_string()))?;
                 verification.values_searched = needles.len() as u64;
@@ -894,7 +895,10 @@ async fn run_batches(
                 .run(conn, seq, &kept)
                 .instrument(tracing::info_span!("batch.work"))
                 .await?;
-            out.skipped = drifted;
+            // Drifted records first, then any the work itself left alone.
+            let mut skipped = drifted;
+            skipped.append(&mut out.skipped);
+            out.skipped = skipped;
             Ok::<_, batch::BatchError>(Ok(out))
         }
         .await;

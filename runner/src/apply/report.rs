@@ -20,6 +20,9 @@ pub struct Verification {
     pub rows_checked: u64,
     /// Rows no longer as the run left them (changed by someone since).
     pub changed_since: Vec<Residue>,
+    /// Whether the trace scan ran (only actions that erase values have one).
+    #[serde(default)]
+    pub scanned: bool,
     /// Erased identifying values looked for (as keyed hashes).
     pub values_searched: u64,
     /// Erased values found elsewhere: verification fails.
@@ -194,12 +197,18 @@ impl ApplyReport {
         let _ = writeln!(o);
         if !v.ran {
             let _ = writeln!(o, "Verification  off");
-        } else if v.ok {
+        } else if v.ok && v.scanned {
             let _ = writeln!(
                 o,
                 "Verification  passed: {} read back as the run left them; {} found nowhere else",
                 crate::report::count(v.rows_checked, "changed row", "changed rows"),
                 crate::report::count(v.values_searched, "erased value", "erased values")
+            );
+        } else if v.ok {
+            let _ = writeln!(
+                o,
+                "Verification  passed: {} read back as the run left them (the action erases nothing, so there is no trace scan)",
+                crate::report::count(v.rows_checked, "changed row", "changed rows"),
             );
         } else {
             let _ = writeln!(o, "Verification  FAILED");

@@ -17,7 +17,7 @@ pub enum NewCommand {
         /// The entity to select (default: the one with the most personal fields).
         #[arg(long, value_name = "ENTITY")]
         entity: Option<String>,
-        /// anonymize, delete, deactivate or keep-login.
+        /// anonymize, delete, deactivate, keep-login or rectify.
         #[arg(long, default_value = "anonymize")]
         action: String,
         /// Write the job to this file instead of stdout (never overwrites).

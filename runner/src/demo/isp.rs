@@ -61,7 +61,7 @@ pub fn ddl(engine: Engine) -> Vec<String> {
 }
 
 /// A CPF with valid check digits, formatted `123.456.789-09`.
-fn cpf(rng: &mut Rng) -> String {
+pub(crate) fn cpf(rng: &mut Rng) -> String {
     let mut d: Vec<u32> = (0..9).map(|_| rng.below(10) as u32).collect();
     for len in [9, 10] {
         let sum: u32 = d
@@ -76,7 +76,7 @@ fn cpf(rng: &mut Rng) -> String {
     format!("{}.{}.{}-{}", &s[0..3], &s[3..6], &s[6..9], &s[9..11])
 }
 
-fn ascii(s: &str) -> String {
+pub(crate) fn ascii(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             'á' | 'à' | 'â' | 'ã' => 'a',

@@ -3,6 +3,7 @@
 
 mod data;
 pub mod isp;
+pub mod portal;
 pub mod pos;
 pub mod salon;
 pub mod server;

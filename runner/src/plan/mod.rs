@@ -86,9 +86,17 @@ fn at(what: &'static str) -> impl Fn(ConnectorError) -> PlanError {
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub plan: Plan,
-    /// Unmasked originals of the samples, parallel to `plan.fields[i].samples`
-    /// (shown only with `--reveal` on a terminal, never written to a file).
-    pub revealed: Vec<Vec<String>>,
+    /// What only `--reveal` on a terminal shows; never written to a file.
+    pub revealed: Revealed,
+}
+
+/// Unmasked values of a plan's report.
+#[derive(Debug, Clone, Default)]
+pub struct Revealed {
+    /// Originals of the samples, parallel to `plan.fields[i].samples`.
+    pub samples: Vec<Vec<String>>,
+    /// (current, requested), parallel to `plan.rectifications[i].fields`.
+    pub rectifications: Vec<Vec<(String, String)>>,
 }
 
 /// A key in a hash map.
@@ -129,6 +137,7 @@ pub fn selection(
     }
     flags.extend(work::delete_blockers(r, entity, action)?);
     flags.extend(work::already_anonymized(r, entity, action)?);
+    flags.extend(work::missing_record(r, entity, action)?);
     Ok(Selection {
         filter: r.all(entity, &filter.0)?,
         flags,
@@ -378,6 +387,8 @@ async fn plan_in_tx(
 
     let mut fields = Vec::new();
     let mut revealed = Vec::new();
+    let mut rectifications = Vec::new();
+    let mut revealed_rectifications = Vec::new();
     let mut effects: BTreeMap<(String, Change), u64> = BTreeMap::new();
     let root_table = entity.table.clone();
     match work {
@@ -575,6 +586,33 @@ async fn plan_in_tx(
                 }
             }
         }
+        Work::Rectify(spec) => {
+            let (list, plain, changed_records) = rectify_preview(
+                conn,
+                model,
+                spec,
+                &fingerprint_columns,
+                &rows,
+                &selected_keys,
+            )
+            .await?;
+            if changed_records > 0 {
+                effects.insert((spec.table.clone(), Change::Updated), changed_records);
+            }
+            let n = list.iter().filter(|r| r.waits.is_none()).count() as u64;
+            if n > 0 && !spec.set.is_empty() {
+                *effects
+                    .entry((root_table.clone(), Change::Updated))
+                    .or_default() += n;
+            }
+            for ins in &spec.insert {
+                *effects
+                    .entry((ins.table.clone(), Change::Inserted))
+                    .or_default() += n;
+            }
+            rectifications = list;
+            revealed_rectifications = plain;
+        }
     }
     let effects: Vec<Effect> = effects
         .into_iter()
@@ -672,10 +710,25 @@ async fn plan_in_tx(
         gates,
         blocked_by,
         stations,
+        rectifications,
+        rectified: match work {
+            Work::Rectify(spec) => Some(EntityRef {
+                name: spec.entity.clone(),
+                table: spec.table.clone(),
+                key: spec.key.clone(),
+            }),
+            _ => None,
+        },
         previous_wipe,
     }
     .seal();
-    Ok(Planned { plan, revealed })
+    Ok(Planned {
+        plan,
+        revealed: Revealed {
+            samples: revealed,
+            rectifications: revealed_rectifications,
+        },
+    })
 }
 
 fn locale_name(l: Locale) -> &'static str {
@@ -716,14 +769,145 @@ pub fn fingerprint_columns(job: &JobFile, work: &Work) -> Vec<String> {
             cols.push(c);
         }
     }
-    if let Work::Deactivate { set, .. } = work {
-        for (c, _) in set {
-            if !cols.contains(c) {
-                cols.push(c.clone());
-            }
+    let extra: Vec<&String> = match work {
+        Work::Deactivate { set, .. } => set.iter().map(|(c, _)| c).collect(),
+        Work::Rectify(spec) => std::iter::once(&spec.link)
+            .chain(spec.fields.iter().map(|f| &f.from))
+            .chain(spec.set.iter().map(|(c, _)| c))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for c in extra {
+        if !cols.contains(c) {
+            cols.push(c.clone());
         }
     }
     cols
+}
+
+/// The requests of a rectify plan side by side with the records they
+/// change: the masked list, the unmasked pairs, and how many records a
+/// request actually changes.
+async fn rectify_preview(
+    conn: &mut dyn Connector,
+    model: &crate::spec::model::SystemModel,
+    spec: &work::RectifySpec,
+    fingerprint_columns: &[String],
+    requests: &HashMap<Vec<u8>, Vec<Value>>,
+    selected: &[Value],
+) -> Result<(Vec<Rectification>, Vec<Vec<(String, String)>>, u64), PlanError> {
+    let at_col = |c: &str| fingerprint_columns.iter().position(|x| x == c);
+    let link = at_col(&spec.link).unwrap_or(0);
+    let from: Vec<usize> = spec
+        .fields
+        .iter()
+        .map(|f| at_col(&f.from).unwrap_or(0))
+        .collect();
+    let mut targets: Vec<Value> = selected
+        .iter()
+        .filter_map(|k| requests.get(&key_id(k)))
+        .map(|row| row[link].clone())
+        .filter(|v| !v.is_null())
+        .collect();
+    targets.sort_by_key(key_id);
+    targets.dedup_by(|a, b| key_id(a) == key_id(b));
+    let mut cols = vec![spec.key.clone()];
+    cols.extend(spec.fields.iter().map(|f| f.column.clone()));
+    cols.dedup();
+    let mut records = fetch_rows(conn, &spec.table, &spec.key, &cols, &targets).await?;
+    // Requested values of unique fields, and which record holds each now.
+    let mut holders: HashMap<(usize, Vec<u8>), Vec<u8>> = HashMap::new();
+    let target = model.entities.get(&spec.entity);
+    for (fi, f) in spec.fields.iter().enumerate() {
+        if !target
+            .and_then(|e| e.fields.get(&f.field))
+            .is_some_and(|mf| mf.unique)
+        {
+            continue;
+        }
+        let wanted: Vec<Value> = selected
+            .iter()
+            .filter_map(|k| requests.get(&key_id(k)))
+            .map(|row| row[from[fi]].clone())
+            .filter(|v| !v.is_null())
+            .collect();
+        for chunk in wanted.chunks(KEY_CHUNK) {
+            let q = Select {
+                table: spec.table.clone(),
+                columns: vec![spec.key.clone(), f.column.clone()],
+                flags: vec![],
+                filter: Cond::In {
+                    expr: Expr::Column(f.column.clone()),
+                    values: chunk.to_vec(),
+                    negated: false,
+                },
+                order_by: vec![],
+                limit: None,
+            };
+            let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
+                holders.insert((fi, key_id(&row[1])), key_id(&row[0]));
+                Ok(())
+            };
+            conn.select(&q, &mut sink)
+                .await
+                .map_err(at("checking requested unique values"))?;
+        }
+    }
+    let mut list = Vec::new();
+    let mut plain = Vec::new();
+    let mut changed_records: std::collections::HashSet<Vec<u8>> = Default::default();
+    for k in selected {
+        let Some(req) = requests.get(&key_id(k)) else {
+            continue;
+        };
+        let record = req[link].clone();
+        let Some(current) = records.get_mut(&key_id(&record)) else {
+            continue;
+        };
+        let waits = spec.fields.iter().enumerate().find_map(|(fi, f)| {
+            let wanted = &req[from[fi]];
+            let holder = holders.get(&(fi, key_id(wanted)))?;
+            (*holder != key_id(&record)).then(|| {
+                format!(
+                    "the requested `{}` is already another {}'s; apply leaves this request pending",
+                    f.field, spec.entity
+                )
+            })
+        });
+        let mut fields = Vec::new();
+        let mut pairs = Vec::new();
+        for (f, &i) in spec.fields.iter().zip(&from) {
+            let wanted = &req[i];
+            if wanted.is_null() {
+                continue;
+            }
+            let slot = cols.iter().position(|c| *c == f.column).unwrap_or(0);
+            let now = current[slot].clone();
+            let changed = !crate::apply::verify::same(&now, wanted);
+            if changed && waits.is_none() {
+                changed_records.insert(key_id(&record));
+            }
+            fields.push(RectifiedValue {
+                field: f.field.clone(),
+                current: mask(&now),
+                requested: mask(wanted),
+                changed,
+            });
+            pairs.push((display(&now), display(wanted)));
+            // A later request for the same record sees this one applied.
+            if waits.is_none() {
+                current[slot] = wanted.clone();
+            }
+        }
+        list.push(Rectification {
+            request: k.clone(),
+            record,
+            fields,
+            waits,
+        });
+        plain.push(pairs);
+    }
+    Ok((list, plain, changed_records.len() as u64))
 }
 
 /// SHA-256 of a row's values (their JSON), the first 32 hex digits.
@@ -932,6 +1116,13 @@ fn schema_problems(schema: &Schema, job: &JobFile, work: &Work) -> Vec<SchemaPro
                     entities.push(&r.entity);
                 }
             }
+            if let Some(rd) = &e.rectifies {
+                for name in std::iter::once(&rd.entity).chain(rd.insert.iter().map(|i| &i.entity)) {
+                    if !entities.contains(&name.as_str()) {
+                        entities.push(name);
+                    }
+                }
+            }
             if let Some(d) = &e.deactivate {
                 for c in &d.cascade {
                     if !entities.contains(&c.entity.as_str()) {
@@ -1027,6 +1218,23 @@ fn schema_problems(schema: &Schema, job: &JobFile, work: &Work) -> Vec<SchemaPro
             }
         }
     }
+    if let Work::Rectify(spec) = work
+        && let Some(e) = model.entities.get(&job.job.selection.entity)
+        && let Some(t) = schema.table(&e.table)
+    {
+        let ep = pointer_push("/entities", &job.job.selection.entity);
+        for c in std::iter::once(&spec.link).chain(spec.set.iter().map(|(c, _)| c)) {
+            if t.column(c).is_none() {
+                out.push(SchemaProblem {
+                    message: format!(
+                        "the table `{}` has no column `{c}` (rectifies of `{}`)",
+                        t.name, job.job.selection.entity
+                    ),
+                    pointer: format!("{ep}/rectifies"),
+                });
+            }
+        }
+    }
     out
 }
 
@@ -1050,7 +1258,9 @@ fn warnings(
             format!("{w}, that is {at}")
         })
         .collect();
-    if !recent.is_empty() {
+    // Rectifying applies what people asked for: a recent request is the
+    // point, not a risk.
+    if !recent.is_empty() && j.action.kind() != crate::spec::job::ActionKind::Rectify {
         out.push(Warning {
             id: WarningId::RecentCutoff,
             message: format!(

@@ -71,6 +71,13 @@ pub struct Plan {
     /// The stations of the selected records, each of which must confirm
     /// (when the job asks for station confirmations).
     pub stations: Vec<String>,
+    /// For `rectify`: each selected request, the record's values now and the
+    /// requested ones side by side (masked), in the order they apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rectifications: Vec<Rectification>,
+    /// For `rectify`: the entity whose records the requests change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectified: Option<EntityRef>,
     /// When a run of a job on this target last erased data (from the ledger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_wipe: Option<PreviousRun>,
@@ -180,6 +187,38 @@ pub struct FieldChange {
     /// Rows whose value is not NULL (NULL stays NULL).
     pub rows: u64,
     pub samples: Vec<Sample>,
+}
+
+/// One change request of a `rectify` plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rectification {
+    /// The request's key.
+    #[schemars(with = "serde_json::Value")]
+    pub request: Value,
+    /// The key of the record it changes.
+    #[schemars(with = "serde_json::Value")]
+    pub record: Value,
+    /// The fields the request gives a value for.
+    pub fields: Vec<RectifiedValue>,
+    /// Why apply will leave the request pending (a requested value of a
+    /// unique field another record holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits: Option<String>,
+}
+
+/// A field of a change request: the record's value and the requested one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RectifiedValue {
+    pub field: String,
+    /// The record's value now (masked).
+    pub current: String,
+    /// The requested value (masked).
+    pub requested: String,
+    /// Whether applying the request changes the field (the requested value
+    /// differs from the current one).
+    pub changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -112,6 +112,33 @@ pub struct InsertSpec {
     pub values: Vec<(String, serde_json::Value)>,
 }
 
+/// What `rectify` writes: each request's values onto the record it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RectifySpec {
+    /// The changed records' entity, table and key column.
+    pub entity: String,
+    pub table: String,
+    pub key: String,
+    /// The request's column that holds the changed record's key.
+    pub link: String,
+    pub fields: Vec<RectifiedField>,
+    /// Set on each applied request; text may be `{{ now }}`.
+    pub set: Vec<(String, serde_json::Value)>,
+    /// Rows inserted per applied request (`{{ record }}` is the changed
+    /// record's key).
+    pub insert: Vec<InsertSpec>,
+}
+
+/// One field a request can change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RectifiedField {
+    /// The changed record's field and column.
+    pub field: String,
+    pub column: String,
+    /// The request's column holding the new value (NULL: unchanged).
+    pub from: String,
+}
+
 /// A parent deactivated after the batch when its condition holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CascadeSpec {
@@ -150,6 +177,7 @@ pub enum Work {
         delete: Vec<TablePath>,
         cascade: Vec<CascadeSpec>,
     },
+    Rectify(RectifySpec),
 }
 
 fn step(model: &SystemModel, parent: &Entity, rel_name: &str) -> Option<(String, Step)> {
@@ -393,7 +421,81 @@ pub fn work(r: &Resolver<'_>, entity: &str, action: &Action) -> Result<Work, Unk
                 cascade,
             })
         }
+        Action::Rectify {} => {
+            let Some(rd) = &root.rectifies else {
+                return Err(Unknown {
+                    what: "rectifies definition for entity",
+                    name: entity.to_owned(),
+                });
+            };
+            let target = r.entity(&rd.entity)?;
+            let mut fields = Vec::new();
+            for (from, to) in &rd.fields {
+                fields.push(RectifiedField {
+                    field: to.clone(),
+                    column: r.column(&rd.entity, to)?,
+                    from: r.column(entity, from)?,
+                });
+            }
+            let mut insert = Vec::new();
+            for ins in &rd.insert {
+                let e = r.entity(&ins.entity)?;
+                insert.push(InsertSpec {
+                    entity: ins.entity.clone(),
+                    table: e.table.clone(),
+                    values: ins
+                        .values
+                        .iter()
+                        .map(|(k, v)| (column_or_self(e, k), v.clone()))
+                        .collect(),
+                });
+            }
+            Ok(Work::Rectify(RectifySpec {
+                entity: rd.entity.clone(),
+                table: target.table.clone(),
+                key: target.key.clone(),
+                link: column_or_self(root, &rd.foreign_key),
+                fields,
+                set: rd
+                    .set
+                    .iter()
+                    .map(|(k, v)| (column_or_self(root, k), v.clone()))
+                    .collect(),
+                insert,
+            }))
+        }
     }
+}
+
+/// Requests whose record no longer exists: a rectify plan leaves them out,
+/// with this reason.
+pub fn missing_record(
+    r: &Resolver<'_>,
+    entity: &str,
+    action: &Action,
+) -> Result<Option<(Cond, String)>, Unknown> {
+    let Action::Rectify {} = action else {
+        return Ok(None);
+    };
+    let Work::Rectify(spec) = work(r, entity, action)? else {
+        return Ok(None);
+    };
+    let cond = Cond::Or(vec![
+        Cond::IsNull {
+            expr: Expr::Column(spec.link.clone()),
+            negated: false,
+        },
+        Cond::Not(Box::new(Cond::InSet {
+            column: spec.link.clone(),
+            table: spec.table.clone(),
+            key: spec.key.clone(),
+            filter: Box::new(Cond::True),
+        })),
+    ]);
+    Ok(Some((
+        cond,
+        format!("the {} it changes no longer exists", spec.entity),
+    )))
 }
 
 /// Follows every relation of a deleted entity by its `on_delete` (or, for
@@ -580,6 +682,15 @@ impl Work {
                 }
                 for c in cascade {
                     add(&c.table, Privilege::Update);
+                }
+            }
+            Work::Rectify(spec) => {
+                add(&spec.table, Privilege::Update);
+                if !spec.set.is_empty() {
+                    add(root, Privilege::Update);
+                }
+                for i in &spec.insert {
+                    add(&i.table, Privilege::Insert);
                 }
             }
         }

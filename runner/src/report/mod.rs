@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::plan::{
     Duplicate, Effect, FieldChange, Gate, GateState, IgnoredRecord, Plan, PreviousRun, ReasonCount,
-    Summary, Warning,
+    Rectification, Revealed, Summary, Warning,
 };
 
 /// A report format.
@@ -46,6 +46,12 @@ pub struct PlanView {
     pub ignored: Vec<IgnoredRecord>,
     pub effects: Vec<Effect>,
     pub fields: Vec<FieldChange>,
+    /// For `rectify`: the requests, current and requested values side by side.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rectifications: Vec<Rectification>,
+    /// For `rectify`: the entity the requests change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rectified: Option<crate::plan::EntityRef>,
     pub warnings: Vec<Warning>,
     pub duplicates: Vec<Duplicate>,
     pub gates: Vec<Gate>,
@@ -94,6 +100,8 @@ impl PlanView {
             ignored: plan.ignored.clone(),
             effects: plan.effects.clone(),
             fields: plan.fields.clone(),
+            rectifications: plan.rectifications.clone(),
+            rectified: plan.rectified.clone(),
             warnings: plan.warnings.clone(),
             duplicates: plan.duplicates.clone(),
             gates: plan.gates.clone(),
@@ -104,11 +112,21 @@ impl PlanView {
         }
     }
 
-    /// Shows the originals of the samples (for a terminal, on request).
-    pub fn reveal(mut self, originals: &[Vec<String>]) -> Self {
-        for (f, plain) in self.fields.iter_mut().zip(originals) {
+    /// Shows the unmasked values (for a terminal, on request).
+    pub fn reveal(mut self, originals: &Revealed) -> Self {
+        for (f, plain) in self.fields.iter_mut().zip(&originals.samples) {
             for (s, p) in f.samples.iter_mut().zip(plain) {
                 s.before = p.clone();
+            }
+        }
+        for (r, plain) in self
+            .rectifications
+            .iter_mut()
+            .zip(&originals.rectifications)
+        {
+            for (f, (current, requested)) in r.fields.iter_mut().zip(plain) {
+                f.current = current.clone();
+                f.requested = requested.clone();
             }
         }
         self.revealed = true;
@@ -192,6 +210,7 @@ pub fn action_phrase(action: &str) -> &'static str {
         "delete" => "deleted",
         "deactivate" => "deactivated",
         "keep-login" => "deactivated (logins kept)",
+        "rectify" => "applied to the records they change",
         _ => "processed",
     }
 }

@@ -203,6 +203,8 @@ pub fn plan(v: &PlanView, color: bool) -> String {
         }
     }
 
+    rectifications(&mut o, v, &p);
+
     let _ = writeln!(o);
     let _ = writeln!(o, "{}", p.bold("Warnings"));
     if v.warnings.is_empty() {
@@ -270,4 +272,85 @@ pub fn plan(v: &PlanView, color: bool) -> String {
         let _ = writeln!(o, "  {mark} {:<gw$}  {}", g.gate, g.detail);
     }
     o
+}
+
+/// How many requests the terminal report lists (the other formats list all).
+const REQUESTS_SHOWN: usize = 20;
+
+/// Requested changes side by side: the record's value now, the requested
+/// one, and whether it changes.
+fn rectifications(o: &mut String, v: &PlanView, p: &Paint) {
+    if v.rectifications.is_empty() {
+        return;
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{}{}",
+        p.bold("Requested changes"),
+        if v.revealed {
+            p.yellow("  (values shown: --reveal)")
+        } else {
+            p.dim("  (values masked; changed fields marked *)")
+        }
+    );
+    let shown = &v.rectifications[..v.rectifications.len().min(REQUESTS_SHOWN)];
+    let fw = shown
+        .iter()
+        .flat_map(|r| r.fields.iter().map(|f| f.field.chars().count()))
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let cw = shown
+        .iter()
+        .flat_map(|r| r.fields.iter().map(|f| f.current.chars().count()))
+        .max()
+        .unwrap_or(3)
+        .clamp(3, 32);
+    let target = v.rectified.as_ref().map_or("record", |e| e.name.as_str());
+    for r in shown {
+        let _ = writeln!(
+            o,
+            "  {} {} → {target} {}",
+            v.entity.name,
+            r.request.render(),
+            r.record.render()
+        );
+        if r.fields.is_empty() {
+            let _ = writeln!(o, "    {}", p.dim("(asks for no change)"));
+        }
+        if let Some(why) = &r.waits {
+            let _ = writeln!(o, "  {} {why}", p.yellow("!"));
+        }
+        for f in &r.fields {
+            let current = ellipsis(&f.current, 32);
+            let requested = ellipsis(&f.requested, 32);
+            let pad = cw.saturating_sub(current.chars().count());
+            if f.changed {
+                let _ = writeln!(
+                    o,
+                    "  {} {:<fw$}  {current}{}  →  {}",
+                    p.red("*"),
+                    f.field,
+                    " ".repeat(pad),
+                    p.red(&requested)
+                );
+            } else {
+                let _ = writeln!(
+                    o,
+                    "    {:<fw$}  {current}{}  =  {}",
+                    f.field,
+                    " ".repeat(pad),
+                    p.dim(&format!("{requested} (unchanged)"))
+                );
+            }
+        }
+    }
+    if v.rectifications.len() > shown.len() {
+        let _ = writeln!(
+            o,
+            "  … {} more (see --format html or json)",
+            v.rectifications.len() - shown.len()
+        );
+    }
 }

@@ -206,6 +206,11 @@ pub enum Action {
     /// Deactivate, but keep login rows and their link to the record (for
     /// regulators' reports on past subscribers).
     KeepLogin {},
+    /// Rectify records from the change requests their owners made (the
+    /// right to rectification): the selected records are requests; each
+    /// writes its requested values onto the record it names, as the
+    /// entity's `rectifies` definition says, and is marked done.
+    Rectify {},
 }
 
 impl Action {
@@ -215,6 +220,7 @@ impl Action {
             Action::Delete { .. } => ActionKind::Delete,
             Action::Deactivate {} => ActionKind::Deactivate,
             Action::KeepLogin {} => ActionKind::KeepLogin,
+            Action::Rectify {} => ActionKind::Rectify,
         }
     }
 
@@ -228,7 +234,7 @@ impl Action {
     }
 }
 
-/// The four actions, without their options.
+/// The actions, without their options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
@@ -236,6 +242,7 @@ pub enum ActionKind {
     Delete,
     Deactivate,
     KeepLogin,
+    Rectify,
 }
 
 impl ActionKind {
@@ -245,6 +252,7 @@ impl ActionKind {
             ActionKind::Delete => "delete",
             ActionKind::Deactivate => "deactivate",
             ActionKind::KeepLogin => "keep-login",
+            ActionKind::Rectify => "rectify",
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct Entity {
     /// anything but personal data selects its own anonymized records again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymized: Option<Marker>,
+    /// For an entity whose records are change requests: the record each
+    /// request changes and how (needed by `rectify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectifies: Option<Rectifies>,
     /// The stations (point-of-sale machines, devices) connected to a record,
     /// each of which must confirm a job that uses `confirmations: [stations]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -363,6 +367,48 @@ pub struct Deactivate {
 
 fn status_inactive() -> BTreeMap<String, serde_json::Value> {
     BTreeMap::from([("status".to_owned(), serde_json::json!("inactive"))])
+}
+
+/// What a change request changes (see [`Entity::rectifies`]).
+///
+/// A request is a row of its own: who asked, when, and the new value of
+/// each field they changed (NULL where they changed nothing). Rectifying a
+/// request copies its non-NULL values onto the record it names, then marks
+/// the request so no later run applies it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rectifies {
+    /// The entity whose records the requests change.
+    #[schemars(example = &"customer")]
+    pub entity: String,
+    /// The request's column that holds the changed record's key.
+    #[schemars(example = &"customer_id")]
+    pub foreign_key: String,
+    /// The request's fields, each naming the field of the changed record
+    /// it holds a new value for.
+    #[schemars(example = rectified_fields())]
+    pub fields: BTreeMap<String, String>,
+    /// Columns of the request set once it is applied, by field (or column)
+    /// name (for example its status); text may be `{{ now }}`, the plan's
+    /// clock.
+    #[schemars(example = status_applied())]
+    pub set: BTreeMap<String, serde_json::Value>,
+    /// Rows to insert, one per applied request (for example an entry in the
+    /// record's history). Values may use `{{ key }}` (the request's key),
+    /// `{{ record }}` (the changed record's key) and `{{ now }}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insert: Vec<InsertRow>,
+}
+
+fn rectified_fields() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("new_email".to_owned(), "email".to_owned()),
+        ("new_phone".to_owned(), "phone".to_owned()),
+    ])
+}
+
+fn status_applied() -> BTreeMap<String, serde_json::Value> {
+    BTreeMap::from([("status".to_owned(), serde_json::json!("applied"))])
 }
 
 /// Columns that mark a record (see [`Entity::anonymized`]).

@@ -45,6 +45,10 @@ pub fn builtin_models() -> &'static [(&'static str, &'static str)] {
             "salon-crm",
             include_str!("../../../connectors/systems/salon-crm.yaml"),
         ),
+        (
+            "customer-portal",
+            include_str!("../../../connectors/systems/customer-portal.yaml"),
+        ),
     ]
 }
 

@@ -503,6 +503,69 @@ pub fn check_model(m: &ModelFile) -> Vec<Diagnostic> {
                 }
             }
         }
+        if let Some(rd) = &e.rectifies {
+            let rp = format!("{ep}/rectifies");
+            match model.entities.get(&rd.entity) {
+                None => unknown_entity(&mut out, &format!("{rp}/entity"), &rd.entity),
+                Some(target) => {
+                    for (from, to) in &rd.fields {
+                        let fp = pointer_push(&format!("{rp}/fields"), from);
+                        if !e.fields.contains_key(from) {
+                            let d = out.at(
+                                &fp,
+                                "unknown-field",
+                                format!(
+                                    "`{ename}` has no field `{from}` to take a requested value from"
+                                ),
+                            );
+                            help(d, suggest::help(from, field_names(e), "its fields are"));
+                        }
+                        if !target.fields.contains_key(to) {
+                            let d = out.at(
+                                &fp,
+                                "unknown-field",
+                                format!(
+                                    "`{}` has no field `{to}` for a request to change",
+                                    rd.entity
+                                ),
+                            );
+                            help(d, suggest::help(to, field_names(target), "its fields are"));
+                        } else if let (Some(a), Some(b)) = (
+                            e.fields.get(from).and_then(|f| f.kind),
+                            target.fields.get(to).and_then(|f| f.kind),
+                        ) && a != b
+                        {
+                            out.at(
+                                &fp,
+                                "rectify-type",
+                                format!(
+                                    "`{ename}.{from}` holds a {} but `{}.{to}` a {}",
+                                    a.as_str(),
+                                    rd.entity,
+                                    b.as_str()
+                                ),
+                            )
+                            .help = Some("a request's field must hold the same kind of value as the field it changes".into());
+                        }
+                    }
+                    if rd.fields.is_empty() {
+                        out.at(
+                            &format!("{rp}/fields"),
+                            "rectify-fields",
+                            format!(
+                                "`{ename}` rectifies `{}` but names no field to change",
+                                rd.entity
+                            ),
+                        );
+                    }
+                }
+            }
+            for (i, ins) in rd.insert.iter().enumerate() {
+                if !model.entities.contains_key(&ins.entity) {
+                    unknown_entity(&mut out, &format!("{rp}/insert/{i}/entity"), &ins.entity);
+                }
+            }
+        }
         if let Some(m) = &e.anonymized {
             for k in m.set.keys() {
                 if !e.fields.contains_key(k) {
@@ -882,6 +945,25 @@ pub fn check_job(j: &JobFile) -> Vec<Diagnostic> {
                     format!("`keep-login` keeps login rows, but `{ename}` has no relation with `role: login`"),
                 )
                 .help = Some("use `deactivate`, or mark the login relation with `role: login` in the model".into());
+            }
+        }
+        Action::Rectify {} => {
+            if entity.rectifies.is_none() {
+                let d = out.at(
+                    "/action/type",
+                    "cannot-rectify",
+                    format!("`{ename}` has no `rectifies` definition in the system model, so its records are not change requests to apply"),
+                );
+                d.help = Some(format!(
+                    "select the change-request entity, or add `rectifies: {{ entity: …, foreign_key: …, fields: {{ …: … }}, set: {{ status: applied }} }}` to `{ename}` in the model"
+                ));
+                if let Some((loc, msg)) = model_note("the entity is defined here", &entity_pointer)
+                {
+                    d.notes.push(crate::diag::Note {
+                        location: loc,
+                        message: msg,
+                    });
+                }
             }
         }
     }

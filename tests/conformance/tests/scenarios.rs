@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use lethe::demo::isp::IspSpec;
+use lethe::demo::portal::PortalSpec;
 use lethe::demo::pos::PosSpec;
 use lethe::demo::salon::{SalonSpec, statements};
 use lethe_conformance::{Backend, NOW, TestDb, conformance, digest, lethe, shared_snapshots};
@@ -628,7 +629,215 @@ async fn retail_pos_blocked_by_local_only_data(backend: Backend) {
     assert_eq!(code, 3);
 }
 
+fn portal_sql(backend: Backend) -> Vec<String> {
+    lethe::demo::portal::statements(
+        backend.engine(),
+        &PortalSpec {
+            customers: 40,
+            seed: 5,
+            now: NOW.parse().unwrap(),
+        },
+    )
+}
+
+/// The row of `table` whose first column (the key) is `id`.
+fn row<'a>(d: &'a lethe_conformance::Dump, table: &str, id: &str) -> &'a [String] {
+    d[table]
+        .iter()
+        .find(|r| r[0] == id)
+        .unwrap_or_else(|| panic!("{table} has no row {id}"))
+}
+
+/// customer-portal: the registration changes customers requested, applied
+/// after an administrator approved the plan. The plan shows each request
+/// beside the customer's data now, changed fields marked; a later request
+/// for the same customer wins; a request for an e-mail another customer
+/// has waits, with the reason; every applied request is marked and logs an
+/// occurrence; a request older than the job's window is left alone.
+async fn customer_portal_apply_approved_changes(backend: Backend) {
+    let sql = portal_sql(backend);
+    let Some(r) = run(
+        backend,
+        &sql,
+        "customer-portal",
+        "approve-pending-changes",
+        "America/Sao_Paulo",
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (before, after) = (&r.before, &r.after);
+    // clientes: id, nome, cpf, email, telefone, endereco, cidade, atualizado_em
+    // alteracoes_cadastrais: id, cliente_id, status, empreendimento,
+    //   solicitada_em, decidida_em, motivo, nome, email, telefone, endereco, cidade
+    let req = |id: &str| row(before, "alteracoes_cadastrais", id);
+    let status = |id: &str| row(after, "alteracoes_cadastrais", id)[2].clone();
+    // 1: e-mail and phone.
+    let c1 = row(after, "clientes", "1");
+    assert_eq!((&c1[3], &c1[4]), (&req("1")[8], &req("1")[9]));
+    assert_eq!(
+        c1[5],
+        row(before, "clientes", "1")[5],
+        "the address was not asked for"
+    );
+    // 2 and 3: the later request wins where both give a value.
+    let c2 = row(after, "clientes", "2");
+    assert_eq!(c2[5], req("3")[10], "the later address wins");
+    assert_eq!(c2[6], req("2")[11], "the city only the first request gave");
+    assert_eq!(c2[4], req("3")[9]);
+    // 4: the e-mail of customer 4 is unique: the request waits.
+    assert_eq!(status("4"), "pendente");
+    assert_eq!(
+        row(after, "clientes", "3")[3],
+        row(before, "clientes", "3")[3]
+    );
+    assert!(
+        r.applied
+            .contains("the requested `email` is already another cliente's"),
+        "{}",
+        r.applied
+    );
+    // 5: the same name (unchanged) and a new city.
+    assert_eq!(row(after, "clientes", "5")[6], req("5")[11]);
+    assert!(r.plan.contains("(unchanged)"), "{}", r.plan);
+    // 7: asked 200 days ago, outside the job's window.
+    assert_eq!(status("7"), "pendente");
+    for id in ["1", "2", "3", "5", "6"] {
+        assert_eq!(status(id), "aprovada", "request {id}");
+    }
+    let approved = |d: &lethe_conformance::Dump| {
+        d["alteracoes_cadastrais"]
+            .iter()
+            .filter(|r| r[2] == "aprovada")
+            .count()
+    };
+    let newly = approved(after) - approved(before);
+    assert_eq!(
+        after["ocorrencias"].len() - before["ocorrencias"].len(),
+        newly,
+        "one occurrence per applied request"
+    );
+    assert!(
+        after["ocorrencias"]
+            .iter()
+            .any(|o| o[1] == "2" && o[3].contains("Alteração cadastral 3")),
+        "{:?}",
+        after["ocorrencias"]
+    );
+    // Nothing but the requests' fields changed on the customers.
+    for (b, a) in before["clientes"].iter().zip(&after["clientes"]) {
+        assert_eq!((&b[0], &b[1..3], &b[7]), (&a[0], &a[1..3], &a[7]));
+    }
+    assert!(r.plan.contains("Requested changes"), "{}", r.plan);
+    snapshots("customer-portal", &r);
+
+    // The backup puts every customer and request back, and removes the
+    // occurrences the run logged.
+    let backup = r
+        .applied
+        .split("lethe restore ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the apply report names the backup");
+    let (code, text) = lethe(&r.db, &["restore", backup]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        r.db.dump("America/Sao_Paulo").await,
+        r.before,
+        "restore did not undo the run"
+    );
+}
+
+/// customer-portal: automatic approval applies phone-only requests with no
+/// human approval; stale requests are rejected (marked, never applied).
+async fn customer_portal_automatic_approval_and_rejection(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    db.exec(&(portal_sql(backend).join(";\n") + ";\n")).await;
+    let before = db.dump("America/Sao_Paulo").await;
+    job(
+        &db,
+        backend,
+        "auto-approve-phone-changes",
+        "customer-portal",
+    );
+    let (code, text) = lethe(
+        &db,
+        &[
+            "plan",
+            "auto-approve-phone-changes.yaml",
+            "-o",
+            "auto.json",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = lethe(&db, &["gates", "auto.json"]);
+    assert_eq!(code, 0, "automatic approval needs no human: {text}");
+    let (code, text) = lethe(&db, &["apply", "auto.json", "--yes"]);
+    assert_eq!(code, 0, "{text}");
+    let after = db.dump("America/Sao_Paulo").await;
+    let status =
+        |d: &lethe_conformance::Dump, id: &str| row(d, "alteracoes_cadastrais", id)[2].clone();
+    assert_eq!(status(&after, "6"), "aprovada", "a phone-only request");
+    assert_eq!(
+        row(&after, "clientes", "6")[4],
+        row(&before, "alteracoes_cadastrais", "6")[9]
+    );
+    for id in ["1", "2", "3", "4", "5"] {
+        assert_eq!(
+            status(&after, id),
+            "pendente",
+            "request {id} changes more than the phone"
+        );
+    }
+
+    job(&db, backend, "reject-stale-requests", "customer-portal");
+    let (code, text) = lethe(
+        &db,
+        &[
+            "plan",
+            "reject-stale-requests.yaml",
+            "-o",
+            "reject.json",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("selected  1 "), "{text}");
+    let (code, text) = lethe(
+        &db,
+        &[
+            "approve",
+            "reject.json",
+            "--by",
+            APPROVER,
+            "--role",
+            "dpo",
+            "--reason",
+            "sem resposta há 90 dias",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = lethe(&db, &["apply", "reject.json", "--yes"]);
+    assert_eq!(code, 0, "{text}");
+    let last = db.dump("America/Sao_Paulo").await;
+    assert_eq!(status(&last, "7"), "reprovada");
+    assert_eq!(
+        row(&last, "clientes", "6")[5],
+        row(&before, "clientes", "6")[5],
+        "a rejected request changes nothing"
+    );
+}
+
 conformance!(
+    customer_portal_apply_approved_changes,
+    customer_portal_automatic_approval_and_rejection,
     retail_crm_anonymize_until_none_are_left,
     retail_pos_partial_then_total_wipe,
     retail_pos_blocked_by_local_only_data,
@@ -645,6 +854,7 @@ async fn new_system_models_each_scenario_database() {
     let now = NOW.parse().unwrap();
     let engine = Backend::Sqlite.engine();
     let scenarios: Vec<(&str, Vec<String>)> = vec![
+        ("portal", portal_sql(Backend::Sqlite)),
         (
             "salon",
             statements(
