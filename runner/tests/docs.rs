@@ -81,7 +81,8 @@ fn demo_transcript_is_what_lethe_demo_prints() {
         .env("NO_COLOR", "1")
         .env("LETHE_USER", "dpo-assistant@example.com")
         .env_remove("LETHE_STATE_URL")
-        .env_remove("LETHE_HASH_KEY")
+        // Fakes and hashes are keyed; a demo otherwise makes a new key.
+        .env("LETHE_HASH_KEY", "lethe demo transcript")
         .env_remove("LETHE_DEMO_URL")
         .output()
         .unwrap();
@@ -102,7 +103,11 @@ fn demo_transcript_is_what_lethe_demo_prints() {
     };
     let committed = &doc[begin + DEMO_BEGIN.len()..end];
     if update() {
-        let new = format!("{}{transcript}{}", &doc[..begin + DEMO_BEGIN.len()], &doc[end..]);
+        let new = format!(
+            "{}{transcript}{}",
+            &doc[..begin + DEMO_BEGIN.len()],
+            &doc[end..]
+        );
         std::fs::write(root().join("docs/demo.md"), new).unwrap();
         return;
     }
@@ -148,7 +153,7 @@ fn the_ci_guide_lists_every_exit_code() {
         .nth(1)
         .expect("lethe --help lists its exit codes")
         .lines()
-        .filter_map(|l| l.trim().split_whitespace().next())
+        .filter_map(|l| l.split_whitespace().next())
         .filter(|c| c.chars().all(|ch| ch.is_ascii_digit()))
         .collect();
     assert!(codes.len() >= 5, "{help}");

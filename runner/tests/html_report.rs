@@ -39,13 +39,10 @@ fn chromium() -> Result<PathBuf, String> {
             .map(PathBuf::from)
             .collect(),
     };
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            "no Chromium at /usr/bin/chromium (apt-get install chromium, or set LETHE_CHROMIUM)"
-                .to_owned()
-        })
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        "no Chromium at /usr/bin/chromium (apt-get install chromium, or set LETHE_CHROMIUM)"
+            .to_owned()
+    })
 }
 
 /// Chromium, or `None` after printing why the test is skipped.
@@ -61,9 +58,7 @@ fn chromium_or_skip() -> Option<PathBuf> {
                     "{why}, and LETHE_REQUIRE_CHROMIUM=1 or LETHE_REQUIRE_SERVERS=1 makes that a failure"
                 );
             }
-            eprintln!(
-                "skipping: {why} (set LETHE_REQUIRE_CHROMIUM=1 to fail instead)"
-            );
+            eprintln!("skipping: {why} (set LETHE_REQUIRE_CHROMIUM=1 to fail instead)");
             None
         }
     }
@@ -299,7 +294,11 @@ fn problem(event: &Value) -> Option<String> {
                         .unwrap_or_default()
                 })
                 .collect();
-            Some(format!("console.{}: {}", p["type"].as_str()?, args.join(" ")))
+            Some(format!(
+                "console.{}: {}",
+                p["type"].as_str()?,
+                args.join(" ")
+            ))
         }
         "Runtime.exceptionThrown" => {
             let d = &p["exceptionDetails"];
@@ -463,7 +462,13 @@ fn chromium_probe_catches_console_errors() {
     assert!(page.text.contains("visible"), "{}", page.text);
     assert!(!page.text.contains("hidden"), "innerText shows hidden text");
     let all = page.problems.join("\n");
-    assert!(all.contains("console.error: deliberate console error"), "{all}");
-    assert!(all.contains("uncaught: ReferenceError: notDefined"), "{all}");
+    assert!(
+        all.contains("console.error: deliberate console error"),
+        "{all}"
+    );
+    assert!(
+        all.contains("uncaught: ReferenceError: notDefined"),
+        "{all}"
+    );
     assert!(all.contains("missing.png"), "{all}");
 }

@@ -162,11 +162,7 @@ impl<'a> Part<'a> {
 
     fn definition(&self, name: &str, def: &Value) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "<a id=\"{}\"></a>\n\n### {name}\n",
-            self.anchor(name)
-        );
+        let _ = writeln!(out, "<a id=\"{}\"></a>\n\n### {name}\n", self.anchor(name));
         if let Some(paths) = self.uses.get(name).filter(|p| !p.is_empty()) {
             const SHOWN: usize = 8;
             let mut listed: Vec<String> =
@@ -241,7 +237,8 @@ impl<'a> Part<'a> {
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let mut out = String::from("| field | type | default | description |\n| --- | --- | --- | --- |\n");
+        let mut out =
+            String::from("| field | type | default | description |\n| --- | --- | --- | --- |\n");
         for (name, p) in props {
             let default = if required.contains(&name.as_str()) {
                 "**required**".to_owned()
