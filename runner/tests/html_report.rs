@@ -39,9 +39,12 @@ fn chromium() -> Result<PathBuf, String> {
             .map(PathBuf::from)
             .collect(),
     };
+    let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "no Chromium at /usr/bin/chromium (apt-get install chromium, or set LETHE_CHROMIUM)"
-            .to_owned()
+        format!(
+            "no Chromium at {} (apt-get install chromium, or set LETHE_CHROMIUM)",
+            tried.join(" or ")
+        )
     })
 }
 
