@@ -120,13 +120,14 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
         }
     };
     let me = whoami(None);
+    let me = if me == "unknown" {
+        "planner@example.com".to_owned()
+    } else {
+        me
+    };
     let options = PlanOptions {
         now: Some(now),
-        author: if me == "unknown" {
-            "planner@example.com".into()
-        } else {
-            me
-        },
+        author: me.clone(),
         job_file: shown(&files.job),
     };
     let planned = match make(&job, &ledger, &options).await {
@@ -243,7 +244,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
     );
     loaded.job.safety.backup_dir = Some(dir.join(".lethe").join("backups").display().to_string());
     let options = crate::apply::Options {
-        by: whoami(None),
+        by: me,
         project,
         ..crate::apply::Options::default()
     };

@@ -4,6 +4,7 @@ pub mod condition;
 pub mod env;
 pub mod job;
 pub mod model;
+pub mod reference;
 pub mod schema;
 pub mod source;
 pub mod time;

@@ -108,12 +108,21 @@ pub fn display_path(path: &Path) -> String {
     let shown = match std::env::current_dir() {
         Ok(cwd) if path.is_absolute() => {
             let rel = pathdiff::diff_paths(path, &cwd).unwrap_or_else(|| path.to_path_buf());
-            // Far away (a temporary folder): the absolute path reads better.
+            // Far away (a temporary folder), or sharing nothing with the
+            // working directory but the root: the absolute path reads better.
             let ups = rel
                 .components()
                 .take_while(|c| matches!(c, std::path::Component::ParentDir))
                 .count();
-            if ups > 2 { path.to_path_buf() } else { rel }
+            let depth = cwd
+                .components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                .count();
+            if ups > 2 || ups >= depth {
+                path.to_path_buf()
+            } else {
+                rel
+            }
         }
         _ => path.to_path_buf(),
     };
