@@ -28,6 +28,8 @@ pub struct Step {
 pub struct Recorder<'a> {
     inner: &'a mut dyn Connector,
     pub steps: Vec<Step>,
+    /// Writes are recorded, never passed on (explaining a plan's batch).
+    dry: bool,
 }
 
 impl<'a> Recorder<'a> {
@@ -35,6 +37,17 @@ impl<'a> Recorder<'a> {
         Recorder {
             inner,
             steps: Vec::new(),
+            dry: false,
+        }
+    }
+
+    /// A recorder that passes reads on and keeps every write to itself:
+    /// the statements a batch would run, with nothing changed.
+    pub fn dry(inner: &'a mut dyn Connector) -> Self {
+        Recorder {
+            inner,
+            steps: Vec::new(),
+            dry: true,
         }
     }
 
@@ -91,16 +104,25 @@ impl Connector for Recorder<'_> {
 
     async fn update(&mut self, update: &Update) -> Result<u64> {
         self.note(Request::Update(update.clone()), Some(update.table()));
+        if self.dry {
+            return Ok(0);
+        }
         self.inner.update(update).await
     }
 
     async fn delete(&mut self, delete: &Delete) -> Result<u64> {
         self.note(Request::Delete(delete.clone()), Some(&delete.table));
+        if self.dry {
+            return Ok(0);
+        }
         self.inner.delete(delete).await
     }
 
     async fn insert(&mut self, insert: &Insert) -> Result<u64> {
         self.note(Request::Insert(insert.clone()), Some(&insert.table));
+        if self.dry {
+            return Ok(0);
+        }
         self.inner.insert(insert).await
     }
 
@@ -174,9 +196,7 @@ pub fn render(steps: &[Step]) -> String {
                     for line in st.sql.trim().lines() {
                         let _ = writeln!(o, "     {line}");
                     }
-                    for (k, v) in st.params.iter().enumerate() {
-                        let _ = writeln!(o, "       -- parameter {}: {}", k + 1, masked(v));
-                    }
+                    params(&mut o, &st.params);
                 }
             }
             None if matches!(s.request, "begin" | "commit" | "rollback" | "introspect") => {}
@@ -187,4 +207,165 @@ pub fn render(steps: &[Step]) -> String {
         i += repeat;
     }
     o
+}
+
+/// What `lethe explain PLAN` shows: the statements apply runs for the
+/// plan's first batch, recorded by running the batch's own code through a
+/// [`Recorder::dry`] in a read-only transaction (its reads are real, its
+/// writes are only recorded, and the transaction is rolled back).
+pub struct PlanBatch {
+    pub target: String,
+    pub batches: usize,
+    pub batch_size: usize,
+    pub records: usize,
+    /// Of the batch's records, how many still match the plan (the others
+    /// would be skipped as drifted).
+    pub current: usize,
+    pub steps: Vec<Step>,
+}
+
+/// Records the first batch of `loaded`'s plan against its target (reached
+/// with the planning URL: nothing is written).
+pub async fn plan_batch(
+    loaded: &crate::apply::Loaded,
+    ledger: &crate::ledger::Ledger,
+) -> std::result::Result<PlanBatch, String> {
+    use crate::apply::batch;
+    use crate::plan::resolve::Resolver;
+    use crate::spec::time::Clock;
+
+    let plan = &loaded.plan;
+    let job = &loaded.job;
+    let model = &loaded.model.model;
+    let (mut conn, identity) = crate::target::open(
+        job,
+        model.timezone.clone(),
+        true,
+        crate::target::job_dir(&plan.job_file),
+    )
+    .await
+    .map_err(|e| format!("cannot reach the target: {e}"))?;
+    if identity != plan.target {
+        return Err(format!(
+            "the job now reaches {} but the plan was made against {}",
+            identity.location, plan.target.location
+        ));
+    }
+    let schema = conn
+        .introspect()
+        .await
+        .map_err(|e| format!("reading the target's tables: {e}"))?;
+    let key = ledger
+        .hash_key(&identity.key())
+        .await
+        .map_err(|e| e.to_string())?;
+    let locale = job
+        .locale
+        .or(model.locale)
+        .unwrap_or(crate::spec::model::Locale::En);
+    let strategist = crate::strategy::Strategist::new(key, locale);
+    let now: jiff::Timestamp = plan
+        .clock
+        .parse()
+        .map_err(|_| "the plan's clock does not read back".to_owned())?;
+    let tz = jiff::tz::TimeZone::get(&plan.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let clock = Clock::new(now, tz);
+    let r = Resolver::new(model, &clock);
+    let ename = plan.entity.name.as_str();
+    let sel = crate::plan::selection(&r, &job.selection.filter, &job.guards, ename, &job.action)
+        .map_err(|e| e.to_string())?;
+    let work = crate::plan::work::work(&r, ename, &job.action).map_err(|e| e.to_string())?;
+    let batch_size = job.safety.batch_size.max(1) as usize;
+    let first = &plan.selected[..plan.selected.len().min(batch_size)];
+    let cx = batch::Ctx {
+        model,
+        plan,
+        schema: &schema,
+        strategist: &strategist,
+        work: &work,
+        filter: &sel.filter,
+        flags: &sel.flags,
+        run_id: "explain",
+    };
+    let mut rec = Recorder::dry(conn.as_mut());
+    rec.begin(TxMode::ReadOnly)
+        .await
+        .map_err(|e| format!("starting a read-only transaction: {e}"))?;
+    let result = async {
+        let (kept, _) = cx.drift(&mut rec, first).await?;
+        cx.run(&mut rec, 0, &kept).await.map(|_| kept.len())
+    }
+    .await;
+    let _ = rec.rollback().await;
+    let current = result.map_err(|e| e.to_string())?;
+    Ok(PlanBatch {
+        target: format!("{} ({})", identity.location, identity.connector),
+        batches: plan.selected.len().div_ceil(batch_size),
+        batch_size,
+        records: first.len(),
+        current,
+        steps: rec.steps,
+    })
+}
+
+/// A value's kind without its size, for grouping.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NULL",
+        Value::Bool(_) => "boolean",
+        Value::Int(_) => "integer",
+        Value::Float(_) => "number",
+        Value::Text(_) => "text",
+        Value::Bytes(_) => "bytes",
+    }
+}
+
+/// The bound parameters of a statement: each masked; a list of keys shown
+/// once; a multi-row statement's values shown as rows of kinds.
+fn params(o: &mut String, ps: &[Value]) {
+    let kinds: Vec<&str> = ps.iter().map(kind).collect();
+    if ps.len() > 16 && kinds.iter().any(|k| *k != kinds[0]) {
+        // Rows of a multi-row statement: the smallest repeating group.
+        if let Some(p) = (2..=16).find(|&p| {
+            ps.len().is_multiple_of(p) && kinds.iter().enumerate().all(|(i, k)| *k == kinds[i % p])
+        }) {
+            let _ = writeln!(
+                o,
+                "       -- parameters 1–{}: {} rows of ({})",
+                ps.len(),
+                ps.len() / p,
+                kinds[..p].join(", ")
+            );
+            return;
+        }
+    }
+    let shown: Vec<String> = ps.iter().map(masked).collect();
+    let mut k = 0;
+    while k < shown.len() {
+        let mut end = k + 1;
+        while end < kinds.len()
+            && kinds[end] == kinds[k]
+            && (end - k > 1 || shown[end] == shown[k] || kinds[k] == "integer")
+        {
+            end += 1;
+        }
+        if end - k > 2 {
+            let _ = writeln!(
+                o,
+                "       -- parameters {}–{}: {} each",
+                k + 1,
+                end,
+                if shown[k..end].iter().all(|x| *x == shown[k]) {
+                    shown[k].clone()
+                } else {
+                    kinds[k].to_owned()
+                }
+            );
+        } else {
+            for (i, m) in shown.iter().enumerate().take(end).skip(k) {
+                let _ = writeln!(o, "       -- parameter {}: {m}", i + 1);
+            }
+        }
+        k = end;
+    }
 }

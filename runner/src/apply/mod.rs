@@ -12,7 +12,7 @@
 //! row exactly once.
 
 pub mod backup;
-mod batch;
+pub(crate) mod batch;
 mod report;
 pub mod restore;
 pub mod verify;

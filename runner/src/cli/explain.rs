@@ -1,4 +1,5 @@
-//! `lethe explain JOB`: the statements planning runs, for a DBA.
+//! `lethe explain JOB|PLAN`: the statements planning runs, or the ones
+//! apply runs for a plan's batch, for a DBA.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,9 @@ use crate::validate::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
-    /// The job file.
+    /// A job file (the statements `lethe plan` runs), or a plan file, `.json`
+    /// (the statements `lethe apply` runs for its first batch).
+    #[arg(value_name = "JOB|PLAN")]
     pub job: PathBuf,
     /// The plan's clock (as `lethe plan --now`).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -22,6 +25,9 @@ pub struct ExplainArgs {
 }
 
 pub async fn run(ctx: &Ctx, args: ExplainArgs) -> ExitCode {
+    if args.job.extension().is_some_and(|e| e == "json") {
+        return explain_plan(&args).await;
+    }
     let ws = Workspace::default();
     let job = match ws.load_job(&args.job) {
         Ok(j) => j,
@@ -62,6 +68,43 @@ pub async fn run(ctx: &Ctx, args: ExplainArgs) -> ExitCode {
             p.plan.summary.selected, job.job.safety.batch_size
         )),
         Err(e) => out.push_str(&format!("\nPlanning stopped: {e}\n")),
+    }
+    print(&out);
+    ExitCode::SUCCESS
+}
+
+/// The statements `lethe apply` runs for the plan's first batch.
+async fn explain_plan(args: &ExplainArgs) -> ExitCode {
+    let ws = Workspace::default();
+    let loaded = match crate::apply::load(&args.job, &ws) {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let ledger = match Ledger::open(&LedgerLocation::from_env()).await {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let b = match crate::explain::plan_batch(&loaded, &ledger).await {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot explain {}: {e}", args.job.display())),
+    };
+    let mut out = format!(
+        "Statements `lethe apply {}` runs on {} for its first batch ({} records; the plan has {} batches of up to {}), in this order (bound values shown by type only).\n\
+         Each batch is one read-write transaction: its reads lock the rows they return (FOR UPDATE on PostgreSQL and MySQL), the rows are written to the backup before the commit, and PostgreSQL runs a delete and its read as one DELETE … RETURNING.\n\
+         Recorded by running the batch's own code in a read-only transaction, writes kept back: nothing was changed.\n\n",
+        args.job.display(),
+        b.target,
+        b.records,
+        b.batches,
+        b.batch_size,
+    );
+    out.push_str(&render(&b.steps));
+    if b.current < b.records {
+        out.push_str(&format!(
+            "\n{} of the batch's {} records no longer match the plan (applied already, or changed since): apply would skip them, so their statements are not shown.\n",
+            b.records - b.current,
+            b.records
+        ));
     }
     print(&out);
     ExitCode::SUCCESS

@@ -294,4 +294,29 @@ async fn explain_shows_the_statements_with_values_masked() {
     let dump = db.dump("UTC").await;
     let name = &dump["customers"][0][1];
     assert!(!out.contains(name.as_str()), "`{name}` shown:\n{out}");
+
+    // A plan: the statements apply runs for its first batch, recorded by
+    // the batch's own code with its writes kept back.
+    assert_eq!(
+        s.run(&["plan", "job.yaml", "--now", NOW, "-o", "plan.json"]),
+        0
+    );
+    assert_eq!(s.run(&["explain", "plan.json"]), 0);
+    let out = String::from_utf8_lossy(&s.outputs[s.outputs.len() - 2].1).into_owned();
+    for want in [
+        "runs on",
+        "for its first batch",
+        "update on `customers`",
+        "UPDATE \"customers\"",
+        "rows of (integer, text",
+        "rollback",
+    ] {
+        assert!(out.contains(want), "`{want}` missing:\n{out}");
+    }
+    assert!(!out.contains(name.as_str()), "`{name}` shown:\n{out}");
+    assert_eq!(
+        db.dump("UTC").await,
+        dump,
+        "explaining a plan changed the database"
+    );
 }
