@@ -80,7 +80,11 @@ fn job(db: &TestDb, backend: Backend, name: &str, scenario: &str) -> PathBuf {
         );
     let path = db.path(&format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
-    std::fs::write(db.path("lethe.toml"), PROJECT).unwrap();
+    std::fs::write(
+        db.path("lethe.toml"),
+        format!("{PROJECT}{}", lethe_conformance::backup_toml()),
+    )
+    .unwrap();
     path
 }
 
