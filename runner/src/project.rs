@@ -1,6 +1,6 @@
 //! The project file, `lethe.toml`: who may approve, with which roles and
-//! keys. It lives next to the jobs (lethe looks in the working directory
-//! and its parents, or at `LETHE_PROJECT`).
+//! keys, and who can read the backups. It lives next to the jobs (lethe
+//! looks in the working directory and its parents, or at `LETHE_PROJECT`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,80 @@ pub struct Project {
     /// Commands to run on events (mail the staff, post to a chat).
     #[serde(default, rename = "hook", skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,
+    /// Who can read the backups: runs encrypt them to these age recipients.
+    #[serde(default, skip_serializing_if = "BackupConfig::is_empty")]
+    pub backup: BackupConfig,
+}
+
+/// The `[backup]` table: the age recipients backups are encrypted to.
+///
+/// A backup holds the personal values a run removed, so it is never
+/// written in plaintext unless `plaintext = true` says so. Make a key pair
+/// with `age-keygen -o backup-key.txt`, put the public key (`age1…`) here
+/// and keep the identity file where the people who may restore can reach
+/// it — not necessarily on the machine that applies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Public keys (`age1…`, as `age-keygen` prints them); each can decrypt
+    /// every backup on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = vec!["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"])]
+    pub recipients: Vec<String>,
+    /// A file of more recipients, one a line (`#` starts a comment),
+    /// relative to the project file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_file: Option<String>,
+    /// Write backups unencrypted when no recipient is set. For development
+    /// only: `lethe validate` warns about it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plaintext: bool,
+    /// The recipients read from `recipients_file` when the project was loaded.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub from_file: Vec<String>,
+}
+
+impl BackupConfig {
+    fn is_empty(&self) -> bool {
+        self.recipients.is_empty() && self.recipients_file.is_none() && !self.plaintext
+    }
+
+    /// Every recipient: the listed ones, then those of `recipients_file`.
+    pub fn all_recipients(&self) -> impl Iterator<Item = &str> {
+        self.recipients
+            .iter()
+            .chain(self.from_file.iter())
+            .map(|r| r.trim())
+    }
+
+    /// The recipients, parsed.
+    pub fn parsed(&self) -> Result<Vec<age::x25519::Recipient>, String> {
+        self.all_recipients()
+            .map(|r| parse_recipient(r).map_err(|why| format!("`{}` {why}", masked(r))))
+            .collect()
+    }
+}
+
+/// An entry as it may be shown: never a secret key.
+fn masked(entry: &str) -> &str {
+    if entry.trim().starts_with("AGE-SECRET-KEY-") {
+        "AGE-SECRET-KEY-…"
+    } else {
+        entry
+    }
+}
+
+/// An age X25519 recipient (`age1…`).
+pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, &'static str> {
+    if text.starts_with("AGE-SECRET-KEY-") {
+        return Err(
+            "is an identity (a secret key), not a recipient: give its public key, the `age1…` line `age-keygen -y` prints",
+        );
+    }
+    text.parse::<age::x25519::Recipient>().map_err(|_| {
+        "is not an age recipient: expected a public key `age1…` as `age-keygen` prints it (X25519; plugin, SSH and post-quantum recipients are not supported)"
+    })
 }
 
 /// A command run on events, with the event as JSON on its standard input.
@@ -118,7 +192,7 @@ pub fn load(path: &Path) -> Result<Project, ProjectError> {
         path: shown.clone(),
         message: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| {
+    let mut project: Project = toml::from_str(&text).map_err(|e| {
         let at = e
             .span()
             .map(|s| crate::spec::source::SourceFile::new(path, text.clone()).position(s.start))
@@ -128,7 +202,47 @@ pub fn load(path: &Path) -> Result<Project, ProjectError> {
             path: format!("{shown}{at}"),
             message: e.message().to_owned(),
         }
-    })
+    })?;
+    // The recipients must read now, not when a run needs them.
+    for r in &project.backup.recipients {
+        if let Err(why) = parse_recipient(r.trim()) {
+            let at = text
+                .find(r.as_str())
+                .map(|i| crate::spec::source::SourceFile::new(path, text.clone()).position(i))
+                .map(|p| format!(":{}:{}", p.line, p.col))
+                .unwrap_or_default();
+            return Err(ProjectError {
+                path: format!("{shown}{at}"),
+                message: format!("[backup] recipients: `{}` {why}", masked(r)),
+            });
+        }
+    }
+    if let Some(file) = &project.backup.recipients_file {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let file_path = dir.join(file);
+        let file_shown = crate::spec::source::display_path(&file_path);
+        let list = std::fs::read_to_string(&file_path).map_err(|e| ProjectError {
+            path: shown.clone(),
+            message: format!("[backup] recipients_file `{file}`: cannot read {file_shown}: {e}"),
+        })?;
+        for (n, line) in list.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Err(why) = parse_recipient(line) {
+                let shown_line = masked(line);
+                return Err(ProjectError {
+                    path: format!("{file_shown}:{}", n + 1),
+                    message: format!(
+                        "[backup] recipients_file (named in {shown}): `{shown_line}` {why}"
+                    ),
+                });
+            }
+            project.backup.from_file.push(line.to_owned());
+        }
+    }
+    Ok(project)
 }
 
 /// The project for work started in `dir` (an empty project when there is no file).

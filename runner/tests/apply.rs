@@ -63,9 +63,10 @@ async fn plan_and_apply(
 
 /// Two approvers with every role approve the plan and acknowledge its warnings.
 async fn approve_all(ledger: &Ledger, plan: &lethe::plan::Plan) -> lethe::project::Project {
-    let project: lethe::project::Project = toml::from_str(
-        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\", \"admin\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\", \"admin\"]\n",
-    )
+    let project: lethe::project::Project = toml::from_str(&format!(
+        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\", \"admin\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\", \"admin\"]\n{}",
+        backup_toml()
+    ))
     .unwrap();
     for (who, role) in [("anna@example.com", "dpo"), ("bo@example.com", "admin")] {
         ledger
@@ -349,7 +350,9 @@ async fn a_plan_is_applied_once_and_restore_puts_rows_back() {
         .await
         .unwrap();
     let schema = conn.introspect().await.unwrap();
-    let summary = apply::restore::restore(conn.as_mut(), &schema, &backup, false)
+    let read = apply::backup::read_backup(&backup, Some(&backup_identities())).unwrap();
+    assert!(read.encrypted);
+    let summary = apply::restore::restore(conn.as_mut(), &schema, read.lines, false)
         .await
         .unwrap();
     assert!(summary.restored > 0);

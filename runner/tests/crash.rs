@@ -2,8 +2,10 @@
 //! batch, in the first, a middle and the last batch), made to lose its
 //! connection, and killed with SIGKILL at random moments many times over,
 //! then resumed until it finishes. After every sequence the database is
-//! exactly what one uninterrupted run leaves, the backup holds every
-//! changed row exactly once, and the audit chain verifies.
+//! exactly what one uninterrupted run leaves, the backup (one encrypted
+//! segment per committed batch) holds every changed row exactly once, as
+//! does its verification journal, and the audit chain verifies. No attempt
+//! has the identity: verification and recovery read only the journal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
@@ -26,7 +28,7 @@ struct Fixture {
     duration: Duration,
 }
 
-const FILES: [&str; 2] = ["retail.db", "job.yaml"];
+const FILES: [&str; 3] = ["retail.db", "job.yaml", "lethe.toml"];
 
 fn lethe(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lethe"));
@@ -39,6 +41,7 @@ fn lethe(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
         )
         .env("LETHE_HASH_KEY", KEY)
         .env("LETHE_USER", "crash@example.com")
+        .env_remove("LETHE_AGE_IDENTITY")
         .env_remove("LETHE_CRASH_AT");
     if let Some(at) = crash {
         c.env("LETHE_CRASH_AT", at);
@@ -76,22 +79,39 @@ fn run_id(dir: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// (table, key, op) → how many lines of the run's backup.
+/// (table, key, op) → how many lines of the run's backup (decrypted);
+/// the journal must name the same rows as often.
 fn backup_lines(dir: &Path) -> BTreeMap<(String, String, String), usize> {
     let mut out = BTreeMap::new();
-    let backups = dir.join(".lethe").join("backups");
-    for e in std::fs::read_dir(&backups).unwrap() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let k = (
-                v["table"].as_str().unwrap().to_owned(),
-                v["key"].to_string(),
-                v["op"].as_str().unwrap().to_owned(),
+    let mut journal = BTreeMap::new();
+    // The run's backup (an attempt killed before its run started may have
+    // left the empty directory of a run that never was).
+    let id = run_id(dir).unwrap();
+    {
+        let run = dir.join(".lethe").join("backups").join(id);
+        for f in std::fs::read_dir(&run).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                name.ends_with(".jsonl.age") || name == "journal.jsonl" || name == "backup.json",
+                "{name} left in the backup"
             );
+        }
+        let read = lethe::apply::backup::read_backup(&run, Some(&backup_identities())).unwrap();
+        assert!(read.encrypted);
+        for l in read.lines {
+            let op = serde_json::to_value(l.op).unwrap();
+            let k = (l.table, l.key.to_string(), op.as_str().unwrap().to_owned());
             *out.entry(k).or_default() += 1;
         }
+        let entries: Vec<lethe::apply::backup::Entry> =
+            lethe::apply::backup::read(&run.join("journal.jsonl"), None).unwrap();
+        for l in entries {
+            let op = serde_json::to_value(l.op).unwrap();
+            let k = (l.table, l.key.to_string(), op.as_str().unwrap().to_owned());
+            *journal.entry(k).or_default() += 1;
+        }
     }
+    assert_eq!(out, journal, "the journal and the backup differ");
     out
 }
 
@@ -111,6 +131,7 @@ async fn fixture() -> Fixture {
             "approval:\n  mode: auto\n  acknowledge: [cap-reached, recent-cutoff, large-cascade, nothing-to-do]\n",
         );
     std::fs::write(pristine.join("job.yaml"), job).unwrap();
+    std::fs::write(pristine.join("lethe.toml"), backup_toml()).unwrap();
     // The reference: one uninterrupted run.
     let reference = dir.path().join("reference");
     copy_state(&pristine, &reference);
@@ -175,6 +196,7 @@ fn finish(
                     )
                     .env("LETHE_HASH_KEY", KEY)
                     .env("LETHE_USER", "crash@example.com")
+                    .env_remove("LETHE_AGE_IDENTITY")
                     .env_remove("LETHE_CRASH_AT")
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -225,6 +247,7 @@ async fn killed_at_every_step_of_a_batch() {
     let _ = last;
     let points = [
         "before-backup",
+        "after-segment",
         "after-backup",
         "after-prepare",
         "after-commit",

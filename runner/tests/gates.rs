@@ -42,6 +42,7 @@ impl Setup {
             .env("LETHE_HASH_KEY", KEY)
             .env("LETHE_USER", "planner@example.com")
             .env_remove("LETHE_PROJECT")
+            .env_remove("LETHE_AGE_IDENTITY")
             .output()
             .unwrap()
     }
@@ -77,7 +78,11 @@ async fn setup(edit: impl Fn(String) -> String) -> Setup {
     let db = demo_db(&dir, 300).await;
     let job = edit(example_job_text("anonymize-old-customers", &db).replace("cap: 500", "cap: 5"));
     std::fs::write(dir.join("job.yaml"), job).unwrap();
-    std::fs::write(dir.join("lethe.toml"), PROJECT).unwrap();
+    std::fs::write(
+        dir.join("lethe.toml"),
+        format!("{PROJECT}{}", backup_toml()),
+    )
+    .unwrap();
     let s = Setup { _tmp: tmp, dir };
     let (code, text) = s.code(&["plan", "job.yaml", "-o", "plan.json", "--now", NOW]);
     assert!(code == 0 || code == 3, "{text}");
@@ -419,7 +424,11 @@ async fn signed_decisions() {
             b64(&anna)
         ),
     );
-    std::fs::write(s.dir.join("lethe.toml"), project).unwrap();
+    std::fs::write(
+        s.dir.join("lethe.toml"),
+        format!("{project}{}", backup_toml()),
+    )
+    .unwrap();
     for (name, key) in [("anna.pem", &anna), ("mallory.pem", &mallory)] {
         std::fs::write(
             s.dir.join(name),
@@ -539,7 +548,11 @@ approval:
 ",
     )
     .unwrap();
-    std::fs::write(dir.join("lethe.toml"), PROJECT).unwrap();
+    std::fs::write(
+        dir.join("lethe.toml"),
+        format!("{PROJECT}{}", backup_toml()),
+    )
+    .unwrap();
     let s = Setup { _tmp: tmp, dir };
     s.ok(&["plan", "job.yaml", "-o", "plan.json", "--now", NOW]);
     let (code, text) = s.code(&["gates", "plan.json"]);

@@ -3,13 +3,14 @@
 //! point.
 //!
 //! Each batch is one transaction on the target. Its rows are captured,
-//! changed, written to the backup (fsynced), the batch is recorded as
+//! changed, written to the backup (an encrypted segment per batch) and to
+//! the verification journal (both fsynced), the batch is recorded as
 //! `prepared` in the ledger, the target commits, and the batch is recorded
 //! as `committed`. A run that dies between the last two steps is resumed by
-//! reading the batch's backup lines back and asking the target which state
-//! its rows are in: as the run left them (it committed) or as they were (it
-//! did not). Nothing is ever done twice, and the backup holds every changed
-//! row exactly once.
+//! reading the batch's journal entries back and asking the target which
+//! state its rows are in: as the run left them (it committed) or as they
+//! were (it did not). Nothing is ever done twice, and the backup holds
+//! every changed row exactly once.
 
 pub mod backup;
 pub(crate) mod batch;
@@ -248,6 +249,31 @@ fn crashpoint(point: &str, batch: u64) -> Result<(), ConnectorError> {
     }
 }
 
+/// How the backup a job requires is written: encrypted to the project's
+/// recipients, or in plaintext where the project opts in; with neither,
+/// the run is refused before it touches the target.
+pub fn backup_sealing(project: &crate::project::Project) -> Result<backup::Sealing, ApplyError> {
+    let recipients = project.backup.parsed().map_err(|e| {
+        ApplyError::Backup(format!(
+            "the project file's [backup] recipients: {e}; nothing was changed"
+        ))
+    })?;
+    if !recipients.is_empty() {
+        return Ok(backup::Sealing::Age(recipients));
+    }
+    if project.backup.plaintext {
+        return Ok(backup::Sealing::Plain);
+    }
+    Err(ApplyError::Backup(
+        "the job requires a backup (safety.backup: required), and backups hold personal values, so lethe encrypts them, but no backup recipient is configured; nothing was changed. \
+         Make a key pair with `age-keygen -o backup-key.txt` (it prints the public key, `age1…`), \
+         add it to the project file lethe.toml as\n\n    [backup]\n    recipients = [\"age1…\"]\n\n\
+         and keep backup-key.txt (the identity `lethe restore --identity` needs) where the people who may restore can reach it. \
+         For a test system, `[backup] plaintext = true` writes unencrypted backups instead."
+            .into(),
+    ))
+}
+
 /// The directory backups go to.
 pub fn backup_dir(job: &Job) -> PathBuf {
     job.safety
@@ -320,6 +346,12 @@ pub async fn apply(
             plan.blocked_by.join("; ")
         )));
     }
+    // The backup must be writable as the project wants it, before anything
+    // reaches the target.
+    let sealing = match job.safety.backup {
+        BackupMode::Required => Some(backup_sealing(&options.project)?),
+        BackupMode::None => None,
+    };
     // The audit trail must be intact: decisions are only as good as it is.
     let chain = ledger.verify_chain().await?;
     if let Some(at) = chain.broken_at {
@@ -475,6 +507,7 @@ pub async fn apply(
         &target_key,
         resumed,
         authorised_by,
+        sealing,
     )
     .await;
     let _ = ledger.unlock_run(&target_key, &run_id).await;
@@ -495,17 +528,25 @@ async fn run_locked(
     target_key: &str,
     resumed: Option<RunRecord>,
     authorised_by: Vec<report::AuthorisedBy>,
+    sealing: Option<backup::Sealing>,
 ) -> Result<Outcome, ApplyError> {
     let plan = &loaded.plan;
     let job = &loaded.job;
     let model = &loaded.model.model;
     let batch_size = job.safety.batch_size.max(1) as usize;
     let batches: Vec<&[crate::plan::SelectedRecord]> = plan.selected.chunks(batch_size).collect();
-    let backup_path = backup_dir(job).join(format!("{run_id}.jsonl"));
-    let with_backup = job.safety.backup == BackupMode::Required;
+    let backup_path = backup_dir(job).join(run_id);
+    let with_backup = sealing.is_some();
 
+    let mut run_backup = None;
     let run = match resumed {
         Some(run) => {
+            if let Some(sealing) = &sealing {
+                run_backup = Some(
+                    backup::RunBackup::open(&backup_path, sealing.clone())
+                        .map_err(|e| ApplyError::Backup(e.to_string()))?,
+                );
+            }
             ledger.resume_run(run_id, &options.by).await?;
             run
         }
@@ -529,9 +570,11 @@ async fn run_locked(
                 report: None,
             };
             // Refuse to start when the backup the job requires cannot be written.
-            if with_backup {
-                backup::Backup::create(&backup_path)
-                    .map_err(|e| ApplyError::Backup(e.to_string()))?;
+            if let Some(sealing) = &sealing {
+                run_backup = Some(
+                    backup::RunBackup::create(&backup_path, run_id, sealing.clone())
+                        .map_err(|e| ApplyError::Backup(e.to_string()))?,
+                );
             }
             ledger.start_run(&run).await?;
             run
@@ -564,8 +607,7 @@ async fn run_locked(
         work,
         &run,
         &batches,
-        &backup_path,
-        with_backup,
+        run_backup.as_ref(),
     )
     .instrument(tracing::info_span!("apply.batches"))
     .await;
@@ -610,8 +652,7 @@ async fn run_locked(
         plan,
         job,
         work,
-        &backup_path,
-        with_backup,
+        run_backup.as_ref(),
     )
     .instrument(tracing::info_span!("apply.verify"))
     .await?;
@@ -688,14 +729,14 @@ async fn verify_run(
     plan: &Plan,
     job: &Job,
     work: &crate::plan::work::Work,
-    backup_path: &Path,
-    with_backup: bool,
+    run_backup: Option<&backup::RunBackup>,
 ) -> Result<Verification, ApplyError> {
     let mut verification = Verification::default();
     if job.safety.verify {
         verification.ran = true;
-        if with_backup {
-            let check = verify::check_rows(conn, schema, backup_path)
+        if let Some(b) = run_backup {
+            let journal = b.journal_path();
+            let check = verify::check_rows(conn, schema, &journal, strategist)
                 .instrument(tracing::info_span!("verify.rows"))
                 .await?;
             verification.rows_checked = check.checked;
@@ -714,8 +755,8 @@ async fn verify_run(
                 crate::plan::work::Work::Anonymize { .. } | crate::plan::work::Work::Delete { .. }
             ) {
                 verification.scanned = true;
-                let needles = verify::needles(model, strategist, backup_path)
-                    .map_err(|e| ApplyError::Backup(e.to_string()))?;
+                let needles =
+                    verify::needles(&journal).map_err(|e| ApplyError::Backup(e.to_string()))?;
                 verification.values_searched = needles.len() as u64;
                 let found = verify::trace_scan(conn, model, strategist, &needles)
                     .instrument(tracing::info_span!("verify.trace"))
@@ -752,8 +793,7 @@ async fn run_batches(
     work: &crate::plan::work::Work,
     run: &RunRecord,
     batches: &[&[crate::plan::SelectedRecord]],
-    backup_path: &Path,
-    with_backup: bool,
+    run_backup: Option<&backup::RunBackup>,
 ) -> Result<(Vec<Effect>, Vec<Skipped>), ApplyError> {
     let plan = &loaded.plan;
     let job = &loaded.job;
@@ -775,10 +815,23 @@ async fn run_batches(
     // Where an earlier attempt of this run stopped.
     let mut records = ledger.batches(&run.id).await?;
     if let Some(last) = records.last().filter(|b| !b.committed).cloned() {
-        let committed = if with_backup {
-            let lines = backup::read(backup_path, Some((last.backup_start, last.backup_end)))
-                .map_err(|e| ApplyError::Backup(e.to_string()))?;
-            let states = verify::states(conn, schema, &lines)
+        let committed = if let Some(b) = run_backup {
+            let journal = b.journal_path();
+            let entries: Vec<backup::Entry> =
+                backup::read(&journal, Some((last.backup_start, last.backup_end)))
+                    .map_err(|e| ApplyError::Backup(e.to_string()))?;
+            let probes = entries
+                .iter()
+                .map(verify::Probe::of_entry)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApplyError::Backup(format!(
+                        "{}: the entries of batch {} do not read",
+                        crate::spec::source::display_path(&journal),
+                        last.seq
+                    ))
+                })?;
+            let states = verify::states(conn, schema, &probes, Some(strategist))
                 .await
                 .map_err(target("checking the interrupted batch"))?;
             let done = states
@@ -800,7 +853,7 @@ async fn run_batches(
                         "batch {} was interrupted and its rows are neither as they were nor as the run leaves them ({done} done, {before} untouched, {} other); restore from {} or investigate before resuming",
                         last.seq,
                         states.len() - done - before,
-                        crate::spec::source::display_path(backup_path)
+                        crate::spec::source::display_path(b.dir())
                     ),
                 });
             }
@@ -829,20 +882,31 @@ async fn run_batches(
         }
         records = ledger.batches(&run.id).await?;
     }
-    let mut backup = if with_backup {
-        let keep = records
-            .iter()
-            .filter(|b| b.committed)
-            .map(|b| b.backup_end)
-            .max()
-            .unwrap_or(0);
-        Some(
-            backup::Backup::resume(backup_path, keep)
-                .map_err(|e| ApplyError::Backup(e.to_string()))?,
-        )
-    } else {
-        None
+    // The backup keeps exactly the committed batches: the journal is cut
+    // back to the last of them, segments of other batches are removed.
+    let mut journal = match run_backup {
+        Some(b) => {
+            let keep = records
+                .iter()
+                .filter(|b| b.committed)
+                .map(|b| b.backup_end)
+                .max()
+                .unwrap_or(0);
+            let committed: std::collections::HashSet<u64> = records
+                .iter()
+                .filter(|b| b.committed)
+                .map(|b| b.seq)
+                .collect();
+            b.remove_uncommitted(&committed)
+                .map_err(|e| ApplyError::Backup(e.to_string()))?;
+            Some(
+                backup::Journal::resume(&b.journal_path(), keep)
+                    .map_err(|e| ApplyError::Backup(e.to_string()))?,
+            )
+        }
+        None => None,
     };
+    let identifying = verify::identifying(&loaded.model.model);
     for b in records.iter().filter(|b| b.committed) {
         done_records += b.done;
         merge_effects(&mut effects, &b.effects);
@@ -931,17 +995,40 @@ async fn run_batches(
             });
         }
         let backup_span = tracing::info_span!("batch.backup").entered();
-        let appended = backup.as_mut().map(|b| b.append(&out.lines));
+        let written = match (run_backup, journal.as_mut()) {
+            (Some(b), Some(j)) => {
+                let segment = if out.lines.is_empty() {
+                    Ok(())
+                } else {
+                    b.write_segment(seq, &out.lines)
+                };
+                segment
+                    .map_err(|e| ApplyError::Backup(e.to_string()))
+                    .and_then(|()| {
+                        crashpoint("after-segment", seq).map_err(|source| ApplyError::Target {
+                            what: "writing a batch",
+                            source,
+                        })
+                    })
+                    .and_then(|()| {
+                        let entries: Vec<backup::Entry> = out
+                            .lines
+                            .iter()
+                            .map(|l| verify::entry(l, &identifying, strategist))
+                            .collect();
+                        j.append(&entries)
+                            .map_err(|e| ApplyError::Backup(e.to_string()))
+                    })
+            }
+            _ => Ok((0, 0)),
+        };
         drop(backup_span);
-        let (start, end) = match appended {
-            Some(r) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = conn.rollback().await;
-                    return Err(ApplyError::Backup(e.to_string()));
-                }
-            },
-            None => (0, 0),
+        let (start, end) = match written {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = conn.rollback().await;
+                return Err(e);
+            }
         };
         if let Err(e) = crashpoint("after-backup", seq) {
             let _ = conn.rollback().await;

@@ -248,7 +248,10 @@ impl ApplyReport {
         }
         if let Some(b) = &self.backup {
             let _ = writeln!(o);
-            let _ = writeln!(o, "Backup  {b} (lethe restore {b} puts the rows back)");
+            let _ = writeln!(
+                o,
+                "Backup  {b} (lethe restore {b} --identity KEY puts the rows back)"
+            );
         }
         if self.authorised_by.is_empty() {
             let _ = writeln!(o, "Authorised by  the job (approval.mode: auto)");

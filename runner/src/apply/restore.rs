@@ -11,8 +11,8 @@ use lethe_connector::{
 };
 use serde::Serialize;
 
-use super::backup::{Line, Op, Reader, value};
-use super::verify::{LineState, states};
+use super::backup::{Line, Op, value};
+use super::verify::{LineState, Probe, states};
 use super::{ApplyError, target};
 
 /// What a restore did.
@@ -25,17 +25,15 @@ pub struct RestoreSummary {
     pub refused: Vec<(String, serde_json::Value)>,
 }
 
-/// Restores every line of a backup file.
+/// Restores every line of a backup (read and decrypted beforehand with
+/// [`super::backup::read_backup`], so nothing changes unless all of it
+/// reads).
 pub async fn restore(
     conn: &mut dyn Connector,
     schema: &Schema,
-    path: &std::path::Path,
+    mut lines: Vec<Line>,
     force: bool,
 ) -> Result<RestoreSummary, ApplyError> {
-    let mut lines: Vec<Line> = Vec::new();
-    for l in Reader::open(path, None).map_err(|e| ApplyError::Backup(e.to_string()))? {
-        lines.push(l.map_err(|e| ApplyError::Backup(e.to_string()))?);
-    }
     lines.reverse();
     let mut summary = RestoreSummary::default();
     for chunk in lines.chunks(500) {
@@ -64,7 +62,8 @@ async fn restore_chunk(
     force: bool,
     summary: &mut RestoreSummary,
 ) -> Result<(), ApplyError> {
-    let st = states(conn, schema, chunk)
+    let probes: Vec<Probe> = chunk.iter().map(Probe::of_line).collect();
+    let st = states(conn, schema, &probes, None)
         .await
         .map_err(target("reading the rows to restore"))?;
     for (l, s) in chunk.iter().zip(st) {

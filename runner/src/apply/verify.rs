@@ -1,8 +1,13 @@
 //! Checking what a run did: whether backed-up rows are in the state the run
 //! left them (verification, and deciding after a crash whether a batch
 //! committed), and the trace scan for erased values left anywhere else.
+//!
+//! Both read the run's verification journal, never the encrypted backup:
+//! whoever applies need not hold the identity that decrypts it. The
+//! journal keeps keyed MACs of values (the per-target hash key), so it
+//! reveals no value to someone without that key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use lethe_connector::{
@@ -11,7 +16,7 @@ use lethe_connector::{
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::backup::{self, Line, Op, value};
+use super::backup::{self, Entry, Line, Op, value};
 use crate::plan::{KEY_CHUNK, Plan};
 use crate::spec::model::SystemModel;
 use crate::strategy::Strategist;
@@ -40,11 +45,150 @@ fn id(v: &Value) -> Vec<u8> {
     crate::strategy::canonical(v)
 }
 
-/// The state of each line, in order.
+/// What a row should hold: a value (from the backup) or the keyed MAC of
+/// one (from the verification journal).
+#[derive(Debug, Clone)]
+pub enum Want {
+    Is(Value),
+    Mac(u128),
+}
+
+/// A backed-up row, as far as telling its state needs: from a backup
+/// line (restore) or a journal entry (verification, crash recovery).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub op: Op,
+    pub table: String,
+    pub key_column: String,
+    pub key: Json,
+    /// Every column of a deleted row; the changed columns of an updated one.
+    pub before: BTreeMap<String, Want>,
+    /// The values an update wrote.
+    pub after: BTreeMap<String, Want>,
+    /// An inserted row's values.
+    pub inserted: serde_json::Map<String, Json>,
+}
+
+impl Probe {
+    pub fn of_line(l: &Line) -> Self {
+        let after: BTreeMap<String, Want> = l
+            .after
+            .iter()
+            .flatten()
+            .map(|(c, v)| (c.clone(), Want::Is(value(v))))
+            .collect();
+        let before = match l.op {
+            Op::Delete => l
+                .row
+                .iter()
+                .map(|(c, v)| (c.clone(), Want::Is(value(v))))
+                .collect(),
+            Op::Update => after
+                .keys()
+                .filter_map(|c| l.row.get(c).map(|v| (c.clone(), Want::Is(value(v)))))
+                .collect(),
+            Op::Insert => BTreeMap::new(),
+        };
+        Self {
+            op: l.op,
+            table: l.table.clone(),
+            key_column: l.key_column.clone(),
+            key: l.key.clone(),
+            before,
+            after,
+            inserted: if l.op == Op::Insert {
+                l.row.clone()
+            } else {
+                Default::default()
+            },
+        }
+    }
+
+    /// A journal entry; `None` when a MAC does not read (a damaged journal).
+    pub fn of_entry(e: &Entry) -> Option<Self> {
+        let macs = |m: &BTreeMap<String, String>| -> Option<BTreeMap<String, Want>> {
+            m.iter()
+                .map(|(c, h)| Some((c.clone(), Want::Mac(u128::from_str_radix(h, 16).ok()?))))
+                .collect()
+        };
+        Some(Self {
+            op: e.op,
+            table: e.table.clone(),
+            key_column: e.key_column.clone(),
+            key: e.key.clone(),
+            before: macs(&e.before)?,
+            after: macs(&e.after)?,
+            inserted: e.inserted.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// The value as compared: `1`, `1.0` and `true` alike (as [`same`]).
+fn loose(v: &Value) -> Value {
+    match v {
+        Value::Bool(b) => Value::Int(i64::from(*b)),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Int(*f as i64),
+        other => other.clone(),
+    }
+}
+
+/// The keyed MAC the journal keeps of a row's value (128 bits).
+pub fn value_mac(strategist: &Strategist, v: &Value) -> u128 {
+    short(strategist.mac_tagged("lethe-journal-value", &loose(v)))
+}
+
+fn matches(want: &Want, have: &Value, strategist: Option<&Strategist>) -> bool {
+    match want {
+        Want::Is(w) => same(have, w),
+        Want::Mac(m) => strategist.is_some_and(|s| value_mac(s, have) == *m),
+    }
+}
+
+/// The journal entry of a backup line: its key, the MACs of its values,
+/// and the needles of the identifying values it lost.
+pub fn entry(
+    l: &Line,
+    identifying: &HashMap<String, Vec<(String, bool)>>,
+    strategist: &Strategist,
+) -> Entry {
+    let mac = |v: &Json| format!("{:032x}", value_mac(strategist, &value(v)));
+    let after: BTreeMap<String, String> = l
+        .after
+        .iter()
+        .flatten()
+        .map(|(c, v)| (c.clone(), mac(v)))
+        .collect();
+    let before = match l.op {
+        Op::Delete => l.row.iter().map(|(c, v)| (c.clone(), mac(v))).collect(),
+        Op::Update => after
+            .keys()
+            .filter_map(|c| l.row.get(c).map(|v| (c.clone(), mac(v))))
+            .collect(),
+        Op::Insert => BTreeMap::new(),
+    };
+    let mut n = Needles::default();
+    line_needles(&mut n, l, identifying, strategist);
+    let hex = |v: Vec<u128>| v.into_iter().map(|m| format!("{m:032x}")).collect();
+    Entry {
+        batch: l.batch,
+        op: l.op,
+        table: l.table.clone(),
+        key_column: l.key_column.clone(),
+        key: l.key.clone(),
+        before,
+        after,
+        inserted: (l.op == Op::Insert).then(|| l.row.clone()),
+        folded: hex(n.folded),
+        digits: hex(n.digits),
+    }
+}
+
+/// The state of each probe, in order. MACs compare with `strategist`'s key.
 pub async fn states(
     conn: &mut dyn Connector,
     schema: &Schema,
-    lines: &[Line],
+    lines: &[Probe],
+    strategist: Option<&Strategist>,
 ) -> Result<Vec<LineState>, ConnectorError> {
     let mut out = vec![LineState::Other; lines.len()];
     // Rows with a key: read them back by key, table by table.
@@ -88,9 +232,9 @@ pub async fn states(
             out[i] = match (l.op, now) {
                 (Op::Delete, None) => LineState::Done,
                 (Op::Delete, Some(row)) => {
-                    if l.row
+                    if l.before
                         .iter()
-                        .all(|(c, v)| col(row, c).is_some_and(|x| same(&x, &value(v))))
+                        .all(|(c, w)| col(row, c).is_some_and(|x| matches(w, &x, strategist)))
                     {
                         LineState::Before
                     } else {
@@ -99,15 +243,14 @@ pub async fn states(
                 }
                 (Op::Update, None) => LineState::Other,
                 (Op::Update, Some(row)) => {
-                    let after = l.after.clone().unwrap_or_default();
-                    let matches = |want: &dyn Fn(&str) -> Option<Value>| {
-                        after
-                            .keys()
-                            .all(|c| matches!((col(row, c), want(c)), (Some(x), Some(w)) if same(&x, &w)))
+                    let all = |want: &BTreeMap<String, Want>| {
+                        l.after.keys().all(|c| {
+                            matches!((col(row, c), want.get(c)), (Some(x), Some(w)) if matches(w, &x, strategist))
+                        })
                     };
-                    if matches(&|c| after.get(c).map(value)) {
+                    if all(&l.after) {
                         LineState::Done
-                    } else if matches(&|c| l.row.get(c).map(value)) {
+                    } else if all(&l.before) {
                         LineState::Before
                     } else {
                         LineState::Other
@@ -128,7 +271,7 @@ pub async fn states(
         for &i in chunk {
             let l = &lines[i];
             let filter = Cond::And(
-                l.row
+                l.inserted
                     .iter()
                     .map(|(c, v)| match value(v) {
                         Value::Null => Cond::IsNull {
@@ -217,7 +360,7 @@ fn short(mac: [u8; 32]) -> u128 {
 }
 
 /// Identifying columns by table: (column, is a phone).
-fn identifying(model: &SystemModel) -> HashMap<String, Vec<(String, bool)>> {
+pub fn identifying(model: &SystemModel) -> HashMap<String, Vec<(String, bool)>> {
     let mut out: HashMap<String, Vec<(String, bool)>> = HashMap::new();
     for e in model.entities.values() {
         for (name, f) in &e.fields {
@@ -243,36 +386,52 @@ fn text_of(v: &Value) -> Option<String> {
     }
 }
 
-/// Collects the identifying values a run's backup says it removed or
-/// replaced: the identifying columns of deleted rows, and of updated rows
-/// the ones the run changed.
-pub fn needles(
-    model: &SystemModel,
+/// The needles of one backed-up row: the identifying columns of a deleted
+/// row, and of an updated row the ones the run changed.
+fn line_needles(
+    n: &mut Needles,
+    l: &Line,
+    ident: &HashMap<String, Vec<(String, bool)>>,
     strategist: &Strategist,
-    path: &Path,
-) -> Result<Needles, backup::BackupError> {
-    let ident = identifying(model);
-    let mut n = Needles::default();
-    backup::for_each(path, None, |l| {
-        let Some(cols) = ident.get(&l.table) else {
-            return Ok(());
+) {
+    let Some(cols) = ident.get(&l.table) else {
+        return;
+    };
+    for (c, phone) in cols {
+        let changed = match (l.op, &l.after) {
+            (Op::Delete, _) => true,
+            (Op::Update, Some(after)) => after.contains_key(c),
+            _ => false,
         };
-        for (c, phone) in cols {
-            let changed = match (l.op, &l.after) {
-                (Op::Delete, _) => true,
-                (Op::Update, Some(after)) => after.contains_key(c),
-                _ => false,
-            };
-            if !changed {
-                continue;
-            }
-            let Some(t) = l.row.get(c).map(value).as_ref().and_then(text_of) else {
-                continue;
-            };
-            add(&mut n, strategist, &t, *phone);
+        if !changed {
+            continue;
         }
-        Ok(())
-    })?;
+        let Some(t) = l.row.get(c).map(value).as_ref().and_then(text_of) else {
+            continue;
+        };
+        add(n, strategist, &t, *phone);
+    }
+}
+
+/// Collects the needles of the identifying values a run removed or
+/// replaced, from its verification journal (no identity needed).
+pub fn needles(journal: &Path) -> Result<Needles, backup::BackupError> {
+    let mut n = Needles::default();
+    for e in backup::Reader::<Entry>::open(journal, None)? {
+        let e = e?;
+        let bad = || backup::BackupError {
+            path: crate::spec::source::display_path(journal),
+            reason: format!("a needle of batch {} does not read", e.batch),
+        };
+        for h in &e.folded {
+            n.folded
+                .push(u128::from_str_radix(h, 16).map_err(|_| bad())?);
+        }
+        for h in &e.digits {
+            n.digits
+                .push(u128::from_str_radix(h, 16).map_err(|_| bad())?);
+        }
+    }
     n.seal();
     Ok(n)
 }
@@ -473,36 +632,47 @@ pub struct RowCheck {
     pub changed_since: Vec<(String, Json)>,
 }
 
-/// Checks every backed-up row is as the run left it (streaming the file).
+/// Checks every backed-up row is as the run left it, streaming the
+/// verification journal (no identity needed).
 pub async fn check_rows(
     conn: &mut dyn Connector,
     schema: &Schema,
-    path: &Path,
+    journal: &Path,
+    strategist: &Strategist,
 ) -> Result<RowCheck, super::ApplyError> {
     let mut check = RowCheck::default();
-    let mut chunk: Vec<Line> = Vec::with_capacity(KEY_CHUNK);
-    let reader =
-        backup::Reader::open(path, None).map_err(|e| super::ApplyError::Backup(e.to_string()))?;
-    for l in reader {
-        chunk.push(l.map_err(|e| super::ApplyError::Backup(e.to_string()))?);
+    let mut chunk: Vec<Probe> = Vec::with_capacity(KEY_CHUNK);
+    let reader = backup::Reader::<Entry>::open(journal, None)
+        .map_err(|e| super::ApplyError::Backup(e.to_string()))?;
+    for e in reader {
+        let e = e.map_err(|e| super::ApplyError::Backup(e.to_string()))?;
+        let probe = Probe::of_entry(&e).ok_or_else(|| {
+            super::ApplyError::Backup(format!(
+                "{}: a MAC of batch {} does not read",
+                crate::spec::source::display_path(journal),
+                e.batch
+            ))
+        })?;
+        chunk.push(probe);
         if chunk.len() == KEY_CHUNK {
-            flush(conn, schema, &mut chunk, &mut check).await?;
+            flush(conn, schema, &mut chunk, &mut check, strategist).await?;
         }
     }
-    flush(conn, schema, &mut chunk, &mut check).await?;
+    flush(conn, schema, &mut chunk, &mut check, strategist).await?;
     Ok(check)
 }
 
 async fn flush(
     conn: &mut dyn Connector,
     schema: &Schema,
-    chunk: &mut Vec<Line>,
+    chunk: &mut Vec<Probe>,
     check: &mut RowCheck,
+    strategist: &Strategist,
 ) -> Result<(), super::ApplyError> {
     if chunk.is_empty() {
         return Ok(());
     }
-    let st = states(conn, schema, chunk)
+    let st = states(conn, schema, chunk, Some(strategist))
         .await
         .map_err(|e| super::ApplyError::Target {
             what: "verifying the changed rows",

@@ -4,7 +4,8 @@
 //! would undo the erasure. `prune` deletes the backups of finished runs
 //! older than a duration and records each deletion in the audit chain.
 //! Backups of runs that did not finish (failed, interrupted) are kept:
-//! resuming or restoring them needs the file.
+//! resuming or restoring them needs them. A backup is a run's directory
+//! (`.lethe/backups/RUN/`); older lethe wrote a single `RUN.jsonl`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -65,9 +66,9 @@ pub async fn run(args: BackupsArgs) -> ExitCode {
             }
             let mut o = String::new();
             for (r, path) in with_backup {
-                let size = std::fs::metadata(path)
-                    .map(|m| format!("{} bytes", m.len()))
-                    .unwrap_or_else(|_| "gone".to_owned());
+                let size = size_of(Path::new(path))
+                    .map(|n| format!("{n} bytes{}", encryption(Path::new(path))))
+                    .unwrap_or_else(|| "gone".to_owned());
                 o.push_str(&format!(
                     "{}  {:<13}  {:<30}  {}  ({size})\n",
                     r.finished_at.as_deref().unwrap_or("(not finished)"),
@@ -114,7 +115,13 @@ pub async fn run(args: BackupsArgs) -> ExitCode {
                     pruned += 1;
                     continue;
                 }
-                if let Err(e) = std::fs::remove_file(path) {
+                let p = Path::new(path);
+                let removed = if p.is_dir() {
+                    std::fs::remove_dir_all(p)
+                } else {
+                    std::fs::remove_file(p)
+                };
+                if let Err(e) = removed {
                     return fail(&format!("cannot delete {path}: {e}"));
                 }
                 if let Err(e) = ledger
@@ -150,5 +157,33 @@ pub async fn run(args: BackupsArgs) -> ExitCode {
             print(&o);
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// The bytes a backup takes: a run's directory (its files) or an older
+/// single file; `None` when it is gone.
+fn size_of(path: &Path) -> Option<u64> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return Some(meta.len());
+    }
+    let total = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    Some(total)
+}
+
+/// ", encrypted" or ", NOT encrypted", from the backup's manifest.
+fn encryption(path: &Path) -> &'static str {
+    if !path.is_dir() {
+        return ", NOT encrypted";
+    }
+    match crate::apply::backup::manifest(path) {
+        Ok(m) if m.encrypted => ", encrypted",
+        Ok(_) => ", NOT encrypted",
+        Err(_) => "",
     }
 }

@@ -167,9 +167,22 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
 
     print("Step 2 — approvals (the job wants two, with role dpo or admin, each with a reason)\n\n");
     let project_file = dir.join("lethe.toml");
-    let project_text = "# Who may approve lethe plans in this project.\n\
-                        [[approver]]\nid = \"anna@example.com\"\nname = \"Anna Lind (DPO)\"\nroles = [\"dpo\"]\n\n\
-                        [[approver]]\nid = \"bo@example.com\"\nname = \"Bo Ek (IT administrator)\"\nroles = [\"admin\"]\n";
+    // Backups are encrypted, in the demo too: to a throwaway key made for
+    // it, kept in the demo's folder (a real project keeps its identity away
+    // from the machine that applies).
+    let key_file = dir.join("backup-key.txt");
+    let recipient = match crate::apply::backup::identity_for_demo(&key_file) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let project_text = format!(
+        "# Who may approve lethe plans in this project.\n\
+         [[approver]]\nid = \"anna@example.com\"\nname = \"Anna Lind (DPO)\"\nroles = [\"dpo\"]\n\n\
+         [[approver]]\nid = \"bo@example.com\"\nname = \"Bo Ek (IT administrator)\"\nroles = [\"admin\"]\n\n\
+         # Backups are encrypted to these age public keys. This one is a throwaway\n\
+         # made for the demo; its identity is backup-key.txt beside this file.\n\
+         [backup]\nrecipients = [\"{recipient}\"]\n"
+    );
     if let Err(e) = std::fs::write(&project_file, project_text) {
         return fail(&format!("cannot write {}: {e}", shown(&project_file)));
     }
@@ -239,9 +252,14 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
     for line in super::gates::render(&eval).lines() {
         print(&format!("  {line}\n"));
     }
-    print(
-        "\nStep 3 — apply (in batches of 50, each one transaction, with a backup and a verification)\n\n",
-    );
+    print(&format!(
+        "\nStep 3 — apply (in batches of 50, each one transaction, with a backup and a verification)\n\n\
+         The backup is encrypted (age) to the public key in {project}; the demo made a throwaway\n\
+         key pair for it, whose identity is {key}. Verification reads a journal of keyed MACs,\n\
+         not the backup, so applying needs no identity.\n\n",
+        project = shown(&project_file),
+        key = shown(&key_file),
+    ));
     loaded.job.safety.backup_dir = Some(dir.join(".lethe").join("backups").display().to_string());
     let options = crate::apply::Options {
         by: me,
@@ -282,10 +300,11 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> ExitCode {
         "\nTry next (the demo keeps its own ledger, hence {state}):\n\
          \x20 {state} lethe history --verify\n\
          \x20 {state} lethe status {run}\n\
-         \x20 {state} lethe restore {backup}     # puts every changed row back\n\
+         \x20 {state} lethe restore {backup} --identity {key}     # puts every changed row back\n\
          \x20 {state} lethe plan {job} --format markdown   # the next 200\n",
         run = report.run_id,
         backup = report.backup.as_deref().unwrap_or("BACKUP"),
+        key = shown(&key_file),
         job = shown(&files.job),
     ));
     if report.verification.ok {

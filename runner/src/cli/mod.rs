@@ -3,7 +3,7 @@
 //! This is the only module that writes to the terminal.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -332,7 +332,38 @@ fn validate(paths: &[PathBuf], format: Format, color: bool, online: bool) -> Exi
         format,
         style,
     ));
-    if report.is_ok() {
+    // The project file beside the jobs: it must read, and a plaintext
+    // backup setting is worth a warning.
+    let start = paths
+        .first()
+        .map(|p| {
+            if p.is_dir() {
+                p.clone()
+            } else {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."))
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    let project_ok = match crate::project::find(&start) {
+        Ok((project, Some(file))) => {
+            if project.backup.plaintext && project.backup.all_recipients().next().is_none() {
+                eprintln!(
+                    "warning: {}: [backup] plaintext = true: backups are written unencrypted, with the personal values runs remove; for anything but a test system set [backup] recipients (age public keys, `age-keygen`) instead",
+                    crate::spec::source::display_path(&file)
+                );
+            }
+            true
+        }
+        Ok((_, None)) => true,
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    };
+    if report.is_ok() && project_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -182,8 +182,13 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> ExitCode {
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
-    /// A backup file (`.lethe/backups/RUN.jsonl`).
+    /// A run's backup (the directory `.lethe/backups/RUN`, as `lethe apply`
+    /// and `lethe backups list` show it), or the run's id.
     pub backup: PathBuf,
+    /// The age identity file that decrypts the backup (`age-keygen -o`
+    /// wrote it; its public key is in the project's `[backup] recipients`).
+    #[arg(long, value_name = "FILE", env = "LETHE_AGE_IDENTITY")]
+    pub identity: Option<PathBuf>,
     /// The plan of the run (default: the plan file the ledger recorded for it).
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
@@ -199,14 +204,33 @@ pub async fn restore(_ctx: &Ctx, args: RestoreArgs) -> ExitCode {
         Ok(l) => l,
         Err(c) => return c,
     };
-    let first = match apply::backup::Reader::open(&args.backup, None).map(|mut r| r.next()) {
-        Ok(Some(Ok(l))) => l,
-        Ok(None) => return fail("the backup is empty: nothing to restore"),
-        Ok(Some(Err(e))) | Err(e) => return fail(&e.to_string()),
+    // A run id names its backup.
+    let mut path = args.backup.clone();
+    if !path.exists()
+        && let Some(id) = path.to_str()
+        && let Ok(Some(r)) = ledger.run(id).await
+        && let Some(b) = r.backup
+    {
+        path = PathBuf::from(b);
+    }
+    let identities = match &args.identity {
+        Some(f) => match apply::backup::Identities::from_file(f) {
+            Ok(i) => Some(i),
+            Err(e) => return fail(&e.to_string()),
+        },
+        None => None,
     };
-    let run = match ledger.run(&first.run).await {
+    // Every row is read (and decrypted) before anything reaches the target.
+    let backup = match apply::backup::read_backup(&path, identities.as_ref()) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("{e}; nothing was restored")),
+    };
+    if backup.lines.is_empty() {
+        return fail("the backup holds no rows: nothing to restore");
+    }
+    let run = match ledger.run(&backup.run).await {
         Ok(Some(r)) => r,
-        Ok(None) => return fail(&format!("the ledger knows no run {}", first.run)),
+        Ok(None) => return fail(&format!("the ledger knows no run {}", backup.run)),
         Err(e) => return fail(&e.to_string()),
     };
     let plan_path = match &args.plan {
@@ -251,7 +275,7 @@ pub async fn restore(_ctx: &Ctx, args: RestoreArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let by = whoami(args.by.as_deref());
-    match apply::restore::restore(conn.as_mut(), &schema, &args.backup, args.force).await {
+    match apply::restore::restore(conn.as_mut(), &schema, backup.lines, args.force).await {
         Ok(s) => {
             let _ = ledger
                 .event(

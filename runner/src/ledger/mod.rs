@@ -302,7 +302,25 @@ impl Ledger {
             .bind(&plan.plan_id)
             .fetch_optional(&mut *tx)
             .await?;
+        let file = file.map(|f| {
+            std::fs::canonicalize(f)
+                .unwrap_or_else(|_| f.to_path_buf())
+                .display()
+                .to_string()
+        });
         if existing.is_some() {
+            // The same plan, made again: now written to a file, it can be
+            // found by `lethe restore` (a plan made first without `-o` had none).
+            if let Some(f) = &file {
+                sqlx::query(sql(
+                    self.store,
+                    "UPDATE plans SET file = ?2 WHERE id = ?1 AND file IS NULL",
+                ))
+                .bind(&plan.plan_id)
+                .bind(f)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             return Ok(Vec::new());
         }
@@ -331,7 +349,7 @@ impl Ledger {
         .bind(expires_at.to_string())
         .bind(plan.summary.selected as i64)
         .bind(i64::from(!plan.blocked_by.is_empty()))
-        .bind(file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()).display().to_string()))
+        .bind(file)
         .execute(&mut *tx)
         .await?;
         for old in &superseded {

@@ -110,6 +110,16 @@ impl Strategist {
         self.key.mac(text.as_bytes())
     }
 
+    /// The HMAC of a value under a purpose's tag, so it never equals a MAC
+    /// made for another purpose (a replacement, a needle).
+    pub fn mac_tagged(&self, tag: &str, v: &Value) -> [u8; 32] {
+        let mut data = Vec::with_capacity(tag.len() + 16);
+        data.extend_from_slice(tag.as_bytes());
+        data.push(0);
+        data.extend_from_slice(&canonical(v));
+        self.key.mac(&data)
+    }
+
     /// The replacement of `original` by `strategy` for a column.
     pub fn replace(
         &self,

@@ -20,6 +20,23 @@ use sqlx::{Column as _, Connection, Row, TypeInfo, ValueRef};
 pub const NOW: &str = "2026-06-01T12:00:00Z";
 pub const KEY: &str = "lethe test key";
 
+/// The age key pair backups are encrypted to in these tests: made once a
+/// test process, (identity file text, recipient).
+pub fn backup_key() -> &'static (String, String) {
+    static KEY_PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    KEY_PAIR.get_or_init(lethe::apply::backup::generate_identity)
+}
+
+/// The project file's `[backup]` table naming [`backup_key`]'s recipient.
+pub fn backup_toml() -> String {
+    format!("\n[backup]\nrecipients = [\"{}\"]\n", backup_key().1)
+}
+
+/// The identities of [`backup_key`].
+pub fn backup_identities() -> lethe::apply::backup::Identities {
+    lethe::apply::backup::Identities::from_text(backup_key().0.as_bytes(), "the test key").unwrap()
+}
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

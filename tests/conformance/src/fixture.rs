@@ -170,7 +170,9 @@ impl TestDb {
         let backup = PathBuf::from(report.backup.clone().expect("the run kept a backup"));
         let mut conn = self.connector(timezone, false).await;
         let schema = conn.introspect().await.unwrap();
-        let summary = apply::restore::restore(conn.as_mut(), &schema, &backup, false)
+        let read = apply::backup::read_backup(&backup, Some(&crate::backup_identities())).unwrap();
+        assert!(read.encrypted, "the backup is not encrypted");
+        let summary = apply::restore::restore(conn.as_mut(), &schema, read.lines, false)
             .await
             .unwrap();
         assert!(
@@ -186,7 +188,12 @@ impl TestDb {
 pub const PROJECT: &str = "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\", \"admin\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\", \"admin\"]\n";
 
 pub fn project() -> lethe::project::Project {
-    toml::from_str(PROJECT).unwrap()
+    toml::from_str(&project_toml()).unwrap()
+}
+
+/// [`PROJECT`] with the test key's `[backup]` recipient.
+pub fn project_toml() -> String {
+    format!("{PROJECT}{}", crate::backup_toml())
 }
 
 /// A plan's JSON report without what names the backend (target, plan id).

@@ -39,6 +39,23 @@ pub const NOW: &str = "2026-06-01T12:00:00Z";
 /// The HMAC key every conformance test uses.
 pub const KEY: &str = "lethe conformance key";
 
+/// The age key pair backups are encrypted to in these tests: made once a
+/// test process, (identity file text, recipient).
+pub fn backup_key() -> &'static (String, String) {
+    static KEY_PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    KEY_PAIR.get_or_init(lethe::apply::backup::generate_identity)
+}
+
+/// The project file's `[backup]` table naming [`backup_key`]'s recipient.
+pub fn backup_toml() -> String {
+    format!("\n[backup]\nrecipients = [\"{}\"]\n", backup_key().1)
+}
+
+/// The identities of [`backup_key`].
+pub fn backup_identities() -> lethe::apply::backup::Identities {
+    lethe::apply::backup::Identities::from_text(backup_key().0.as_bytes(), "the test key").unwrap()
+}
+
 /// A connector under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -129,6 +146,7 @@ pub fn lethe_command(dir: &Path) -> std::process::Command {
         .env("LETHE_HASH_KEY", KEY)
         .env("LETHE_USER", "planner@example.com")
         .env_remove("LETHE_PROJECT")
+        .env_remove("LETHE_AGE_IDENTITY")
         .env_remove("LETHE_PLUGIN_PATH");
     c
 }
@@ -322,6 +340,10 @@ impl TestDb {
                 }
             },
         };
+        // Backups are encrypted: every test folder has a project file
+        // naming the test key's recipient, and the identity beside it.
+        std::fs::write(dir.path().join("lethe.toml"), backup_toml()).unwrap();
+        std::fs::write(dir.path().join("backup-key.txt"), &backup_key().0).unwrap();
         Some(TestDb { backend, url, dir })
     }
 

@@ -3,8 +3,10 @@
 //! HMAC key), every command run — validate, plan in every format with its
 //! report files and review export, gates, approve, apply, history, status,
 //! restore, and errors — with logging at `trace`; then every byte lethe
-//! printed or wrote is searched for the canaries. Only the backup may hold
-//! personal values (it is the copy restore needs).
+//! printed or wrote is searched for the canaries. Nothing may hold them in
+//! plaintext, the backup directory included: the backup holds them only
+//! encrypted (decrypting it with the identity shows them, so the backup is
+//! real), and the verification journal beside it only as keyed MACs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
@@ -112,7 +114,10 @@ async fn no_personal_value_or_secret_leaves_lethe() {
     let dir = db.dir.path().to_path_buf();
     std::fs::write(
         dir.join("lethe.toml"),
-        "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\"]\n",
+        format!(
+            "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n[[approver]]\nid = \"bo@example.com\"\nroles = [\"dpo\"]\n{}",
+            lethe_conformance::backup_toml()
+        ),
     )
     .unwrap();
     let job = std::fs::read_to_string(
@@ -201,15 +206,45 @@ async fn no_personal_value_or_secret_leaves_lethe() {
     s.run(&["apply", "plan.json", "--yes"]);
     s.run(&["history"]);
     s.run(&["history", "--format", "json"]);
-    let ledger_runs = files(&dir.join(".lethe/backups"));
-    let backup = ledger_runs
-        .iter()
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+    let backup = std::fs::read_dir(dir.join(".lethe/backups"))
         .unwrap()
-        .clone();
-    let run_id = backup.file_stem().unwrap().to_string_lossy().into_owned();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let run_id = backup.file_name().unwrap().to_string_lossy().into_owned();
     s.run(&["status", &run_id]);
-    s.run(&["restore", backup.to_str().unwrap()]);
+    s.run(&["backups", "list"]);
+    // Verification needed no identity: the run verified with none given.
+    // Restore without it, with a wrong one, then with the right one.
+    assert_eq!(s.run(&["restore", backup.to_str().unwrap()]), 1);
+    std::fs::write(
+        dir.join("wrong-key.txt"),
+        lethe::apply::backup::generate_identity().0,
+    )
+    .unwrap();
+    let wrong = s.run(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--identity",
+        "wrong-key.txt",
+    ]);
+    assert_eq!(wrong, 1);
+    let right = s.run(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--identity",
+        "backup-key.txt",
+    ]);
+    assert_eq!(
+        right,
+        0,
+        "{}",
+        String::from_utf8_lossy(&s.outputs.last().unwrap().1)
+            .lines()
+            .filter(|l| !l.contains("TRACE") && !l.contains("DEBUG"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // An unreachable target, with the password in its URL.
     s.db_url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/nowhere");
     s.run(&["plan", "job.yaml", "--now", NOW]);
@@ -237,7 +272,7 @@ async fn no_personal_value_or_secret_leaves_lethe() {
     let selected = std::fs::read_to_string(dir.join("review/selected.csv")).unwrap();
     assert!(selected.lines().any(|l| l.trim() == "1"), "{selected}");
 
-    // Every byte lethe printed or wrote, but the backup and the target.
+    // Every byte lethe printed or wrote (the backup too), but the target.
     let mut leaks = Vec::new();
     for (what, bytes) in &s.outputs {
         for c in found(bytes) {
@@ -245,9 +280,7 @@ async fn no_personal_value_or_secret_leaves_lethe() {
         }
     }
     for f in files(&dir) {
-        let allowed = f.extension().is_some_and(|e| e == "jsonl")
-            && f.starts_with(dir.join(".lethe/backups"));
-        if allowed || f.starts_with(dir.join("job.yaml")) {
+        if f.starts_with(dir.join("job.yaml")) {
             continue;
         }
         let bytes = std::fs::read(&f).unwrap();
@@ -256,8 +289,37 @@ async fn no_personal_value_or_secret_leaves_lethe() {
         }
     }
     assert!(leaks.is_empty(), "lethe leaked:\n{}", leaks.join("\n"));
-    // The canaries were really there to be leaked.
-    assert!(!found(&std::fs::read(&backup).unwrap()).is_empty());
+    // The backup is real: encrypted segments and a journal were searched,
+    // and decrypting them with the identity shows the canaries.
+    let backup_files = files(&backup);
+    assert!(
+        backup_files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".jsonl.age")),
+        "{backup_files:?}"
+    );
+    assert!(backup_files.iter().any(|f| f.ends_with("journal.jsonl")));
+    let read =
+        lethe::apply::backup::read_backup(&backup, Some(&lethe_conformance::backup_identities()))
+            .unwrap();
+    assert!(read.encrypted);
+    let plain = serde_json::to_vec(&read.lines).unwrap();
+    let shown = found(&plain);
+    for c in [NAME, EMAIL, PERSONNUMMER] {
+        assert!(shown.contains(&c), "{c} is not in the decrypted backup");
+    }
+    // The restore with the right identity put the canary customer back.
+    let restored = s
+        .outputs
+        .iter()
+        .rev()
+        .find(|(w, _)| w.starts_with("stdout of `lethe restore") && w.contains("backup-key.txt"))
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&restored.1).contains("Restored"),
+        "{}",
+        String::from_utf8_lossy(&restored.1)
+    );
 }
 
 /// `lethe explain` shows the statements planning runs — compiled by the

@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 
 use lethe::ledger::{Ledger, LedgerLocation};
-use lethe_conformance::fixture::{PROJECT, isp_model};
+use lethe_conformance::fixture::{isp_model, project_toml};
 use lethe_conformance::{Backend, KEY, TestDb, conformance, lethe_binary};
 
 /// A fresh PostgreSQL database holding a ledger (`None`: no server, skipped).
@@ -64,7 +64,7 @@ async fn racing_processes_never_both_run() {
     let job = db.job("race", "retail-crm", body);
     let planned = db.plan(&job).await.unwrap();
     db.approve(&ledger, &planned).await;
-    std::fs::write(db.path("lethe.toml"), PROJECT).unwrap();
+    std::fs::write(db.path("lethe.toml"), project_toml()).unwrap();
     let plan = db.plan_path(&planned);
     let children: Vec<_> = (0..4)
         .map(|i| {

@@ -278,6 +278,13 @@ fn the_csv_plugin_runs_a_job_end_to_end() {
         root.join("plugins/liblethe_plugin_csv.so"),
     )
     .unwrap();
+    // Backups are encrypted to a key of the integrator's.
+    std::fs::write(root.join("lethe.toml"), lethe_conformance::backup_toml()).unwrap();
+    std::fs::write(
+        root.join("backup-key.txt"),
+        &lethe_conformance::backup_key().0,
+    )
+    .unwrap();
     let original = std::fs::read_to_string(root.join("data/customers.csv")).unwrap();
     let sales = std::fs::read_to_string(root.join("data/sales.csv")).unwrap();
     let lethe = |args: &[&str]| {
@@ -352,9 +359,14 @@ fn the_csv_plugin_runs_a_job_end_to_end() {
     let backup = std::fs::read_dir(root.join(".lethe/backups"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .find(|p| p.is_dir())
         .unwrap();
-    let (code, text) = lethe(&["restore", backup.to_str().unwrap()]);
+    let (code, text) = lethe(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--identity",
+        "backup-key.txt",
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         std::fs::read_to_string(root.join("data/customers.csv")).unwrap(),

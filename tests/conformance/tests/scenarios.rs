@@ -81,7 +81,11 @@ fn job(db: &TestDb, backend: Backend, name: &str, scenario: &str) -> PathBuf {
         );
     let path = db.path(&format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
-    std::fs::write(db.path("lethe.toml"), PROJECT).unwrap();
+    std::fs::write(
+        db.path("lethe.toml"),
+        format!("{PROJECT}{}", lethe_conformance::backup_toml()),
+    )
+    .unwrap();
     path
 }
 
@@ -741,7 +745,7 @@ async fn customer_portal_apply_approved_changes(backend: Backend) {
         .nth(1)
         .and_then(|t| t.split_whitespace().next())
         .expect("the apply report names the backup");
-    let (code, text) = lethe(&r.db, &["restore", backup]);
+    let (code, text) = lethe(&r.db, &["restore", backup, "--identity", "backup-key.txt"]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(
         r.db.dump("America/Sao_Paulo").await,

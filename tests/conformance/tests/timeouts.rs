@@ -303,7 +303,10 @@ async fn approved_with_hooks(hooks: &str) -> TestDb {
     let db = TestDb::isp(Backend::Sqlite).await.unwrap();
     std::fs::write(
         db.path("lethe.toml"),
-        format!("[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n{hooks}"),
+        format!(
+            "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n{hooks}{}",
+            lethe_conformance::backup_toml()
+        ),
     )
     .unwrap();
     let text = db.job_text(
