@@ -232,6 +232,10 @@ pub fn job_text(
     let _ = writeln!(o, "  batch_size: 500    # records per transaction");
     let _ = writeln!(
         o,
+        "  batch_time: 500ms    # batches shrink when one holds its locks longer than this"
+    );
+    let _ = writeln!(
+        o,
         "  lock_timeout: 5s    # give up on a lock someone else holds, rather than wait"
     );
     Ok(o)

@@ -534,7 +534,8 @@ async fn run_locked(
     let job = &loaded.job;
     let model = &loaded.model.model;
     let batch_size = job.safety.batch_size.max(1) as usize;
-    let batches: Vec<&[crate::plan::SelectedRecord]> = plan.selected.chunks(batch_size).collect();
+    // At most this many; more when `batch_time` makes batches smaller.
+    let planned_batches = plan.selected.len().div_ceil(batch_size);
     let backup_path = backup_dir(job).join(run_id);
     let with_backup = sealing.is_some();
 
@@ -561,7 +562,7 @@ async fn run_locked(
                 started_at: crate::ledger::now(),
                 finished_at: None,
                 state: RunState::Running,
-                batches: batches.len() as u64,
+                batches: planned_batches as u64,
                 batches_done: 0,
                 records_done: 0,
                 skipped: 0,
@@ -606,7 +607,7 @@ async fn run_locked(
         sel,
         work,
         &run,
-        &batches,
+        batch_size,
         run_backup.as_ref(),
     )
     .instrument(tracing::info_span!("apply.batches"))
@@ -792,9 +793,19 @@ async fn run_batches(
     sel: &crate::plan::Selection,
     work: &crate::plan::work::Work,
     run: &RunRecord,
-    batches: &[&[crate::plan::SelectedRecord]],
+    batch_size: usize,
     run_backup: Option<&backup::RunBackup>,
 ) -> Result<(Vec<Effect>, Vec<Skipped>), ApplyError> {
+    let selected = &loaded.plan.selected;
+    // The records a batch covers: recorded, or (runs of an older lethe)
+    // the fixed `batch_size` chunk of its sequence number.
+    let span = |b: &BatchRecord| -> std::ops::Range<usize> {
+        let r = b
+            .records
+            .clone()
+            .unwrap_or_else(|| b.seq * batch_size as u64..(b.seq + 1) * batch_size as u64);
+        (r.start as usize).min(selected.len())..(r.end as usize).min(selected.len())
+    };
     let plan = &loaded.plan;
     let job = &loaded.job;
     let cx = batch::Ctx {
@@ -859,10 +870,7 @@ async fn run_batches(
             }
         } else {
             // Without a backup, the batch's own records tell.
-            let keys: Vec<crate::plan::SelectedRecord> = batches
-                .get(last.seq as usize)
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
+            let keys: Vec<crate::plan::SelectedRecord> = selected[span(&last)].to_vec();
             conn.begin(TxMode::ReadOnly)
                 .await
                 .map_err(target("checking the interrupted batch"))?;
@@ -914,19 +922,19 @@ async fn run_batches(
             skipped.extend(s);
         }
     }
-    let done_seqs: std::collections::HashSet<u64> = records
-        .iter()
-        .filter(|b| b.committed)
-        .map(|b| b.seq)
-        .collect();
+    // Batches commit in order, so the next one starts where the last
+    // committed one ended, at that one's size.
+    let last = records.iter().filter(|b| b.committed).max_by_key(|b| b.seq);
+    let mut seq = last.map_or(0, |b| b.seq + 1);
+    let mut next = last.map_or(0, |b| span(b).end);
+    let mut size = last.map_or(batch_size, |b| span(b).len().clamp(1, batch_size));
+    let budget = job.safety.batch_time.to_signed().unsigned_abs();
+    let planned = selected.len().div_ceil(batch_size) as u64;
 
     let started = std::time::Instant::now();
     let mut done_here = 0u64;
-    for (seq, keys) in batches.iter().enumerate() {
-        let seq = seq as u64;
-        if done_seqs.contains(&seq) {
-            continue;
-        }
+    while next < selected.len() {
+        let keys = &selected[next..(next + size).min(selected.len())];
         if options
             .pause
             .as_ref()
@@ -941,9 +949,10 @@ async fn run_batches(
             return Err(ApplyError::Paused {
                 run_id: run.id.clone(),
                 done,
-                total: batches.len() as u64,
+                total: planned.max(done),
             });
         }
+        let began = std::time::Instant::now();
         conn.begin(TxMode::ReadWrite)
             .await
             .map_err(target("starting a batch"))?;
@@ -1055,6 +1064,7 @@ async fn run_batches(
             skipped: serde_json::to_string(&out.skipped).unwrap_or_else(|_| "[]".into()),
             post: serde_json::json!({ "lines": out.lines.len() }).to_string(),
             effects: serde_json::to_string(&batch_effects).unwrap_or_else(|_| "[]".into()),
+            records: Some(next as u64..(next + keys.len()) as u64),
         };
         if let Err(e) = ledger
             .prepare_batch(&run.id, &record)
@@ -1075,6 +1085,7 @@ async fn run_batches(
             .instrument(tracing::info_span!("batch.commit"))
             .await
             .map_err(target("committing a batch"))?;
+        let held = began.elapsed();
         crashpoint("after-commit", seq).map_err(target("recording a batch"))?;
         ledger
             .commit_batch(&run.id, seq, &options.by, &plan.plan_id)
@@ -1097,6 +1108,19 @@ async fn run_batches(
                 tokio::time::sleep(wait).await;
             }
         }
+        next += keys.len();
+        seq += 1;
+        let resized = next_batch_size(size, batch_size, held, budget);
+        if resized != size {
+            tracing::info!(
+                batch = seq - 1,
+                took_ms = held.as_millis() as u64,
+                from = size,
+                to = resized,
+                "batch size adapted to the time budget"
+            );
+        }
+        size = resized;
     }
     let effects = effects
         .into_iter()
@@ -1110,6 +1134,19 @@ async fn run_batches(
     Ok((effects, skipped))
 }
 
+/// The size of the next batch, so that a batch holds its locks about
+/// `budget` long: in proportion to how long this one took, growing at most
+/// twofold a step, between 1 and `max`. A zero budget keeps `max`.
+fn next_batch_size(size: usize, max: usize, took: Duration, budget: Duration) -> usize {
+    if budget.is_zero() {
+        return max;
+    }
+    let ratio = budget.as_secs_f64() / took.as_secs_f64().max(1e-6);
+    let want = (size as f64 * ratio).floor();
+    let want = if want.is_finite() { want as usize } else { max };
+    want.min(size.saturating_mul(2)).clamp(1, max)
+}
+
 fn merge_effects(into: &mut std::collections::BTreeMap<(String, Change), u64>, json: &str) {
     if let Ok(list) = serde_json::from_str::<Vec<Effect>>(json) {
         for e in list {
@@ -1120,4 +1157,30 @@ fn merge_effects(into: &mut std::collections::BTreeMap<(String, Change), u64>, j
 
 fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
+}
+
+#[cfg(test)]
+mod batch_size_tests {
+    use super::next_batch_size;
+    use std::time::Duration;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_slow_batch_shrinks_the_next_in_proportion() {
+        assert_eq!(next_batch_size(500, 500, MS(2000), MS(500)), 125);
+        assert_eq!(next_batch_size(10, 500, MS(60_000), MS(500)), 1);
+    }
+
+    #[test]
+    fn quick_batches_grow_back_at_most_twofold_up_to_the_maximum() {
+        assert_eq!(next_batch_size(100, 500, MS(10), MS(500)), 200);
+        assert_eq!(next_batch_size(400, 500, MS(10), MS(500)), 500);
+        assert_eq!(next_batch_size(300, 500, MS(400), MS(500)), 375);
+    }
+
+    #[test]
+    fn a_zero_budget_keeps_the_maximum() {
+        assert_eq!(next_batch_size(7, 500, MS(9000), Duration::ZERO), 500);
+    }
 }

@@ -78,6 +78,10 @@ pub struct BatchRecord {
     pub post: String,
     /// JSON: `[{table, action, rows}]`
     pub effects: String,
+    /// Which of the plan's selected records the batch covers (its first
+    /// one's index, and how many); `None` for a batch of a run started by
+    /// a lethe whose batches were all `batch_size` long.
+    pub records: Option<std::ops::Range<u64>>,
 }
 
 /// Who holds a target's run lock.
@@ -493,7 +497,7 @@ impl Ledger {
 
     pub async fn batches(&self, run_id: &str) -> Result<Vec<BatchRecord>> {
         let rows = sqlx::query(
-            sql(self.store, "SELECT seq, state, backup_start, backup_end, done, skipped, post, effects FROM batches WHERE run_id = ?1 ORDER BY seq"),
+            sql(self.store, "SELECT seq, state, backup_start, backup_end, done, skipped, post, effects, first_record, record_count FROM batches WHERE run_id = ?1 ORDER BY seq"),
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -509,6 +513,13 @@ impl Ledger {
                     skipped: r.try_get(5)?,
                     post: r.try_get(6)?,
                     effects: r.try_get(7)?,
+                    records: match (
+                        r.try_get::<Option<i64>, _>(8)?,
+                        r.try_get::<Option<i64>, _>(9)?,
+                    ) {
+                        (Some(first), Some(n)) => Some(first as u64..(first + n) as u64),
+                        _ => None,
+                    },
                 })
             })
             .collect()
@@ -517,10 +528,10 @@ impl Ledger {
     /// Records that a batch is about to commit on the target.
     pub async fn prepare_batch(&self, run_id: &str, b: &BatchRecord) -> Result<()> {
         sqlx::query(
-            sql(self.store, "INSERT INTO batches (run_id, seq, state, backup_start, backup_end, done, skipped, post, effects)
-             VALUES (?1, ?2, 'prepared', ?3, ?4, ?5, ?6, ?7, ?8)
+            sql(self.store, "INSERT INTO batches (run_id, seq, state, backup_start, backup_end, done, skipped, post, effects, first_record, record_count)
+             VALUES (?1, ?2, 'prepared', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (run_id, seq) DO UPDATE SET state = 'prepared', backup_start = ?3, backup_end = ?4,
-               done = ?5, skipped = ?6, post = ?7, effects = ?8"),
+               done = ?5, skipped = ?6, post = ?7, effects = ?8, first_record = ?9, record_count = ?10"),
         )
         .bind(run_id)
         .bind(b.seq as i64)
@@ -530,6 +541,8 @@ impl Ledger {
         .bind(&b.skipped)
         .bind(&b.post)
         .bind(&b.effects)
+        .bind(b.records.as_ref().map(|r| r.start as i64))
+        .bind(b.records.as_ref().map(|r| (r.end - r.start) as i64))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -553,8 +566,12 @@ impl Ledger {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
+            // `batches` was planned at `batch_size`; batches made smaller by
+            // `batch_time` raise it to what ran.
             sql(self.store, "UPDATE runs SET batches_done = (SELECT COUNT(*) FROM batches WHERE run_id = ?1 AND state = 'committed'),
-               records_done = (SELECT COALESCE(SUM(done), 0) FROM batches WHERE run_id = ?1 AND state = 'committed')
+               records_done = (SELECT COALESCE(SUM(done), 0) FROM batches WHERE run_id = ?1 AND state = 'committed'),
+               batches = CASE WHEN batches < (SELECT COUNT(*) FROM batches WHERE run_id = ?1 AND state = 'committed')
+                 THEN (SELECT COUNT(*) FROM batches WHERE run_id = ?1 AND state = 'committed') ELSE batches END
              WHERE id = ?1"),
         )
         .bind(run_id)

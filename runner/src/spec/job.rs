@@ -484,10 +484,17 @@ pub struct Safety {
     /// erased, and scan the database for traces of the erased values.
     #[serde(default = "yes")]
     pub verify: bool,
-    /// Records per transaction.
+    /// Records per transaction, at most (see `batch_time`).
     #[serde(default = "default_batch")]
     #[schemars(range(min = 1, max = 10000))]
     pub batch_size: u32,
+    /// How long one batch's transaction should hold its row locks: a batch
+    /// that takes longer makes the next ones smaller (in proportion), and
+    /// quick batches let them grow back, at most doubling, up to
+    /// `batch_size`. `0ms` keeps every batch at `batch_size`.
+    #[serde(default = "default_batch_time")]
+    #[schemars(example = &"500ms")]
+    pub batch_time: super::time::Duration,
     /// `large-cascade` fires when rows affected outside the entity's table
     /// exceed this many times the selected records.
     #[serde(default = "default_cascade_factor")]
@@ -523,6 +530,13 @@ fn default_batch() -> u32 {
     500
 }
 
+fn default_batch_time() -> super::time::Duration {
+    super::time::Duration {
+        amount: 500,
+        unit: super::time::DurationUnit::Milliseconds,
+    }
+}
+
 fn default_cascade_factor() -> u32 {
     10
 }
@@ -535,6 +549,7 @@ impl Default for Safety {
             on_drift: OnDrift::default(),
             verify: true,
             batch_size: default_batch(),
+            batch_time: default_batch_time(),
             large_cascade_factor: default_cascade_factor(),
             lock_timeout: default_lock_timeout(),
             statement_timeout: default_statement_timeout(),

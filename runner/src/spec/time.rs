@@ -273,7 +273,7 @@ impl Clock {
     }
 }
 
-/// A positive length of wall time: `5s`, `30m`, `48h`, `7d`, `2w`.
+/// A positive length of wall time: `500ms`, `5s`, `30m`, `48h`, `7d`, `2w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Duration {
     pub amount: u32,
@@ -282,6 +282,7 @@ pub struct Duration {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DurationUnit {
+    Milliseconds,
     Seconds,
     Minutes,
     Hours,
@@ -290,12 +291,13 @@ pub enum DurationUnit {
 }
 
 /// The regular expression the schema uses for durations.
-pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h|d|w)$";
+pub const DURATION_PATTERN: &str = r"^[0-9]+(ms|s|m|h|d|w)$";
 
 impl Duration {
     pub fn to_signed(self) -> SignedDuration {
         let n = i64::from(self.amount);
         match self.unit {
+            DurationUnit::Milliseconds => SignedDuration::from_millis(n),
             DurationUnit::Seconds => SignedDuration::from_secs(n),
             DurationUnit::Minutes => SignedDuration::from_mins(n),
             DurationUnit::Hours => SignedDuration::from_hours(n),
@@ -311,7 +313,7 @@ impl FromStr for Duration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || DateError {
             text: s.to_owned(),
-            why: "a duration is a number and a unit: 5s, 30m, 48h, 7d, 2w".to_owned(),
+            why: "a duration is a number and a unit: 500ms, 5s, 30m, 48h, 7d, 2w".to_owned(),
         };
         let digits = s.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
@@ -319,6 +321,7 @@ impl FromStr for Duration {
         }
         let amount = s[..digits].parse().map_err(|_| err())?;
         let unit = match &s[digits..] {
+            "ms" => DurationUnit::Milliseconds,
             "s" => DurationUnit::Seconds,
             "m" => DurationUnit::Minutes,
             "h" => DurationUnit::Hours,
@@ -333,6 +336,7 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let u = match self.unit {
+            DurationUnit::Milliseconds => "ms",
             DurationUnit::Seconds => "s",
             DurationUnit::Minutes => "m",
             DurationUnit::Hours => "h",

@@ -109,7 +109,52 @@ async fn a_held_lock_fails_the_batch_at_the_lock_timeout(backend: Backend) {
     assert!(out.contains("Verification  passed"), "{out}");
 }
 
-conformance!(a_held_lock_fails_the_batch_at_the_lock_timeout);
+/// Batches shrink to keep each transaction within `safety.batch_time`:
+/// with a budget of 1 ms no real batch is quick enough, so after the first
+/// (at `batch_size`) they get smaller, and the run still does every record
+/// once, with the status counting the batches that ran.
+async fn batches_shrink_to_the_time_budget(backend: Backend) {
+    let Some(db) = TestDb::demo(backend, 300).await else {
+        return;
+    };
+    let text = db.job_text(
+        "budget",
+        "retail-crm",
+        "selection:\n  entity: customer\n  where: [{ field: kind, eq: private }]\n  cap: 120\naction:\n  type: anonymize\n  categories: [contact, notes]\napproval:\n  mode: auto\n  acknowledge: [cap-reached]\nsafety:\n  batch_size: 40\n  batch_time: 1ms\n",
+    );
+    std::fs::write(db.path("budget.yaml"), text).unwrap();
+    let (code, out) = lethe(
+        &db,
+        &["plan", "budget.yaml", "-o", "plan.json", "--now", NOW],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("120 of 120 planned"), "{out}");
+    let run = out
+        .split_whitespace()
+        .nth(1)
+        .expect("the report names the run")
+        .to_owned();
+    let (code, status) = lethe(&db, &["status", &run]);
+    assert_eq!(code, 0, "{status}");
+    let line = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("batches"))
+        .unwrap_or_else(|| panic!("{status}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (ran, of): (u64, u64) = (words[1].parse().unwrap(), words[3].parse().unwrap());
+    assert!(
+        ran > 3,
+        "120 records in batches of 40 under a 1 ms budget ran as {ran}: {status}"
+    );
+    assert_eq!(ran, of, "{status}");
+}
+
+conformance!(
+    a_held_lock_fails_the_batch_at_the_lock_timeout,
+    batches_shrink_to_the_time_budget
+);
 
 /// `--max-rate` keeps a run under N records a second, and Ctrl-C pauses
 /// it: the batch in flight commits, the run stops with the command that
