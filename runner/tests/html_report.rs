@@ -338,20 +338,12 @@ fn lethe(args: &[&str], dir: &Path) -> std::process::Output {
         .expect("the lethe binary runs")
 }
 
-/// The demo system (as `lethe demo` builds it) and its plan's HTML report.
-fn demo_report(dir: &Path, customers: u64) -> (PathBuf, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let spec = lethe::demo::DemoSpec::new(customers, now());
-    let (files, _) = rt.block_on(lethe::demo::prepare(dir, &spec)).unwrap();
-    let report = dir.join("report.html");
-    let plan = dir.join("plan.json");
+/// `lethe plan JOB -o PLAN --format html --report REPORT`, which must succeed.
+fn html_plan(dir: &Path, job: &Path, plan: &Path, report: &Path) {
     let o = lethe(
         &[
             "plan",
-            files.job.to_str().unwrap(),
+            job.to_str().unwrap(),
             "--now",
             NOW,
             "-o",
@@ -366,9 +358,23 @@ fn demo_report(dir: &Path, customers: u64) -> (PathBuf, String) {
     assert_eq!(
         o.status.code(),
         Some(0),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The demo system (as `lethe demo` builds it) and its plan's HTML report.
+fn demo_report(dir: &Path, customers: u64) -> (PathBuf, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = lethe::demo::DemoSpec::new(customers, now());
+    let (files, _) = rt.block_on(lethe::demo::prepare(dir, &spec)).unwrap();
+    let report = dir.join("report.html");
+    let plan = dir.join("plan.json");
+    html_plan(dir, &files.job, &plan, &report);
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     (report, plan["plan_id"].as_str().unwrap().to_owned())
 }
@@ -480,28 +486,7 @@ fn portal_report(dir: &Path) -> PathBuf {
     let job_path = dir.join("approve-pending-changes.yaml");
     std::fs::write(&job_path, job).unwrap();
     let report = dir.join("rectify.html");
-    let o = lethe(
-        &[
-            "plan",
-            job_path.to_str().unwrap(),
-            "--now",
-            NOW,
-            "-o",
-            dir.join("rectify.json").to_str().unwrap(),
-            "--format",
-            "html",
-            "--report",
-            report.to_str().unwrap(),
-        ],
-        dir,
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    html_plan(dir, &job_path, &dir.join("rectify.json"), &report);
     report
 }
 

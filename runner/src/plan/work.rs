@@ -345,19 +345,7 @@ pub fn work(r: &Resolver<'_>, entity: &str, action: &Action) -> Result<Work, Unk
                 .iter()
                 .map(|(k, v)| (column_or_self(root, k), json_value(v)))
                 .collect();
-            let mut insert = Vec::new();
-            for ins in &d.insert {
-                let e = r.entity(&ins.entity)?;
-                insert.push(InsertSpec {
-                    entity: ins.entity.clone(),
-                    table: e.table.clone(),
-                    values: ins
-                        .values
-                        .iter()
-                        .map(|(k, v)| (column_or_self(e, k), v.clone()))
-                        .collect(),
-                });
-            }
+            let insert = insert_specs(r, &d.insert)?;
             let mut unlink = Vec::new();
             let mut delete = Vec::new();
             if !keep_login {
@@ -437,19 +425,7 @@ pub fn work(r: &Resolver<'_>, entity: &str, action: &Action) -> Result<Work, Unk
                     from: r.column(entity, from)?,
                 });
             }
-            let mut insert = Vec::new();
-            for ins in &rd.insert {
-                let e = r.entity(&ins.entity)?;
-                insert.push(InsertSpec {
-                    entity: ins.entity.clone(),
-                    table: e.table.clone(),
-                    values: ins
-                        .values
-                        .iter()
-                        .map(|(k, v)| (column_or_self(e, k), v.clone()))
-                        .collect(),
-                });
-            }
+            let insert = insert_specs(r, &rd.insert)?;
             Ok(Work::Rectify(RectifySpec {
                 entity: rd.entity.clone(),
                 table: target.table.clone(),
@@ -465,6 +441,27 @@ pub fn work(r: &Resolver<'_>, entity: &str, action: &Action) -> Result<Work, Unk
             }))
         }
     }
+}
+
+/// The model's side-effect rows, with column names resolved.
+fn insert_specs(
+    r: &Resolver<'_>,
+    rows: &[crate::spec::model::InsertRow],
+) -> Result<Vec<InsertSpec>, Unknown> {
+    rows.iter()
+        .map(|ins| {
+            let e = r.entity(&ins.entity)?;
+            Ok(InsertSpec {
+                entity: ins.entity.clone(),
+                table: e.table.clone(),
+                values: ins
+                    .values
+                    .iter()
+                    .map(|(k, v)| (column_or_self(e, k), v.clone()))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// Requests whose record no longer exists: a rectify plan leaves them out,
