@@ -97,6 +97,7 @@ fn committed_schemas_match_the_code() {
         ("system", "system.schema.json"),
         ("plan", "plan.schema.json"),
         ("project", "project.schema.json"),
+        ("report", "report.schema.json"),
     ] {
         let o = lethe(&["schema", kind], &root());
         assert_eq!(o.status.code(), Some(0));

@@ -268,3 +268,26 @@ async fn plan_files_match_their_schema() {
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
 }
+
+/// The JSON report CI reads (`lethe plan --format json`) matches its
+/// committed schema, `schemas/report.schema.json`.
+#[tokio::test]
+async fn json_reports_match_their_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 300).await;
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for name in EXAMPLES {
+        let p = plan(&load_job(name, &example_job_text(name, &db)))
+            .await
+            .unwrap()
+            .plan;
+        let json = lethe::report::PlanView::new(&p).render(lethe::report::Format::Json);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}

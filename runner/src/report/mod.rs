@@ -28,42 +28,70 @@ pub enum Format {
     Html,
 }
 
-/// Everything a plan report shows.
-#[derive(Debug, Clone, Serialize)]
+/// Everything a plan report shows; as JSON (`lethe plan --format json`),
+/// the stable interface CI reads.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(
+    title = "lethe plan report",
+    extend("$id" = "https://lethe.dev/schemas/report.schema.json")
+)]
 pub struct PlanView {
+    /// Always `plan`.
     pub report: &'static str,
+    /// The plan's id (SHA-256 of its content): what approvals name.
     pub plan_id: String,
+    /// The job the plan was made from.
     pub job: JobView,
+    /// The system model's name.
     pub system: String,
+    /// The database planned against (never its credentials).
     pub target: crate::plan::TargetRef,
+    /// The plan's clock (RFC 3339): relative dates count back from it.
     pub clock: String,
+    /// The time zone calendar days are read in.
     pub timezone: String,
+    /// Who made the plan.
     pub author: String,
+    /// `anonymize`, `delete`, `deactivate`, `keep-login` or `rectify`.
     pub action: &'static str,
+    /// The selected entity, its table and key column.
     pub entity: crate::plan::EntityRef,
+    /// Matched, ignored, selected and deferred records.
     pub summary: Summary,
+    /// Ignored records by reason (each record under its first reason).
     pub ignored_by_reason: Vec<ReasonCount>,
+    /// Every ignored record, with all its reasons.
     pub ignored: Vec<IgnoredRecord>,
+    /// Rows per table and kind of change.
     pub effects: Vec<Effect>,
+    /// Per changed field: strategy, rows with a value, masked samples.
     pub fields: Vec<FieldChange>,
     /// For `rectify`: the requests, current and requested values side by side.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rectifications: Vec<Rectification>,
     /// For `rectify`: the entity the requests change.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rectified: Option<crate::plan::EntityRef>,
+    /// Warnings, each acknowledged by the job or to be acknowledged by an approver.
     pub warnings: Vec<Warning>,
+    /// Pairs of a selected record and one outside the selection sharing an
+    /// identifying value.
     pub duplicates: Vec<Duplicate>,
+    /// What must happen before apply, each met, missing or blocked.
     pub gates: Vec<Gate>,
+    /// Checks that found something: the plan can be neither approved nor applied.
     pub blocked_by: Vec<String>,
+    /// Stations that must confirm (when the job asks for it).
     pub stations: Vec<String>,
+    /// When a run on this target last erased data.
     pub previous_wipe: Option<PreviousRun>,
     /// Whether originals are shown unmasked (terminal with `--reveal` only).
     #[serde(skip)]
     pub revealed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The job a plan was made from.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct JobView {
     pub name: String,
     pub description: Option<String>,

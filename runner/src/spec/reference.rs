@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::schema::{SchemaKind, generate};
 
 /// The formats the reference covers, in the order it shows them.
-const PARTS: [(SchemaKind, &str, &str, &str); 4] = [
+const PARTS: [(SchemaKind, &str, &str, &str); 5] = [
     (
         SchemaKind::Job,
         "job",
@@ -36,6 +36,12 @@ const PARTS: [(SchemaKind, &str, &str, &str); 4] = [
         "The plan file (lethe plan -o)",
         "What `lethe plan -o plan.json` writes and `lethe approve`, `lethe gates` and `lethe apply` read. Written by lethe, never by hand: its id is the SHA-256 of its content, so an edited plan is refused.",
     ),
+    (
+        SchemaKind::Report,
+        "report",
+        "The JSON plan report (lethe plan --format json)",
+        "What CI reads: the plan's summary, effects, warnings and gates, personal values masked. Stable: fields are only added.",
+    ),
 ];
 
 /// The whole reference, as committed in `docs/reference.md`.
@@ -44,9 +50,9 @@ pub fn markdown() -> String {
     out.push_str(
         "<!-- Generated from schemas/*.schema.json by lethe::spec::reference::markdown().\n     \
          Do not edit: `LETHE_UPDATE_DOCS=1 cargo test -p lethe --test docs` rewrites it. -->\n\n\
-         # Reference: jobs, system models, lethe.toml, plans\n\n\
+         # Reference: jobs, system models, lethe.toml, plans, reports\n\n\
          Every field of every file lethe reads, with its type, its default and an example, \
-         taken from the JSON Schemas in `schemas/` (`lethe schema job|system|project|plan` prints them). \
+         taken from the JSON Schemas in `schemas/` (`lethe schema job|system|project|plan|report` prints them). \
          Editors that speak the YAML language server complete and check job files and models \
          against the same schemas when the file starts with a line such as \
          `# yaml-language-server: $schema=../schemas/job.schema.json`.\n\n\

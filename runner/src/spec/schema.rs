@@ -20,6 +20,8 @@ pub enum SchemaKind {
     Plan,
     /// The project file (`lethe.toml`): approvers, keys, hooks.
     Project,
+    /// The plan report CI reads (`lethe plan --format json`).
+    Report,
 }
 
 impl SchemaKind {
@@ -29,6 +31,7 @@ impl SchemaKind {
             SchemaKind::System => "system.schema.json",
             SchemaKind::Plan => "plan.schema.json",
             SchemaKind::Project => "project.schema.json",
+            SchemaKind::Report => "report.schema.json",
         }
     }
 }
@@ -43,10 +46,30 @@ pub fn generate(kind: SchemaKind) -> Value {
         SchemaKind::System => generator.into_root_schema_for::<SystemModel>(),
         SchemaKind::Plan => generator.into_root_schema_for::<crate::plan::Plan>(),
         SchemaKind::Project => generator.into_root_schema_for::<crate::project::Project>(),
+        SchemaKind::Report => generator.into_root_schema_for::<crate::report::PlanView>(),
     };
     let mut value = schema.to_value();
-    tidy(&mut value);
+    // A report is written by lethe, `null` included: its schema says so.
+    if kind == SchemaKind::Report {
+        unwrap_descriptions(&mut value);
+    } else {
+        tidy(&mut value);
+    }
     value
+}
+
+/// Only the descriptions' paragraphs unwrapped (see [`tidy`]).
+fn unwrap_descriptions(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(d)) = map.get_mut("description") {
+                *d = unwrap_paragraphs(d);
+            }
+            map.values_mut().for_each(unwrap_descriptions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 /// Makes the derived schema read as the docs do: descriptions are unwrapped

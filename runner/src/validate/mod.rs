@@ -77,11 +77,13 @@ fn compiled(kind: SchemaKind) -> &'static CompiledSchema {
     static SYSTEM: OnceLock<CompiledSchema> = OnceLock::new();
     static PLAN: OnceLock<CompiledSchema> = OnceLock::new();
     static PROJECT: OnceLock<CompiledSchema> = OnceLock::new();
+    static REPORT: OnceLock<CompiledSchema> = OnceLock::new();
     let cell = match kind {
         SchemaKind::Job => &JOB,
         SchemaKind::System => &SYSTEM,
         SchemaKind::Plan => &PLAN,
         SchemaKind::Project => &PROJECT,
+        SchemaKind::Report => &REPORT,
     };
     cell.get_or_init(|| {
         let value = generate(kind);
