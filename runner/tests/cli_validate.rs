@@ -223,6 +223,9 @@ fn new_jobs_validate_as_written() {
         ("isp-billing", Some("contract"), "keep-login"),
         ("isp-billing", Some("contract"), "deactivate"),
         ("retail-pos", Some("account"), "delete"),
+        ("customer-portal", None, "rectify"),
+        ("customer-portal", Some("alteracao"), "deactivate"),
+        ("customer-portal", Some("cliente"), "anonymize"),
     ];
     for (system, entity, action) in cases {
         let dir = tempfile::tempdir().unwrap();
