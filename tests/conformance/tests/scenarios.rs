@@ -762,6 +762,30 @@ async fn customer_portal_automatic_approval_and_rejection(backend: Backend) {
     };
     db.exec(&(portal_sql(backend).join(";\n") + ";\n")).await;
     let before = db.dump("America/Sao_Paulo").await;
+    // The markdown report (for a ticket) shows the requests side by side too.
+    job(&db, backend, "approve-pending-changes", "customer-portal");
+    let (code, md) = lethe(
+        &db,
+        &[
+            "plan",
+            "approve-pending-changes.yaml",
+            "--format",
+            "markdown",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(code, 0, "{md}");
+    for want in [
+        "### Requested changes",
+        "| alteracao | cliente | field | now | requested |",
+        "(unchanged)",
+        "| `telefone` | `***",
+        "⚠ the requested `email` is already another cliente's",
+    ] {
+        assert!(md.contains(want), "`{want}` missing:\n{md}");
+    }
+    assert!(md.contains("| **`"), "changed values are not marked:\n{md}");
     job(
         &db,
         backend,
