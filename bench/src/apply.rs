@@ -27,6 +27,12 @@ use crate::target::{BenchDb, EngineArgs, NOW, Which};
 const KEY: &str = "bench key";
 const CHUNK: usize = 1000;
 
+/// The job's `safety.batch_time`: the default, or `LETHE_BENCH_BATCH_TIME`
+/// (`0ms` keeps every batch at `batch_size`, as the baseline's are).
+fn batch_time() -> String {
+    std::env::var("LETHE_BENCH_BATCH_TIME").unwrap_or_else(|_| "500ms".to_owned())
+}
+
 fn job(action: &str, db: &BenchDb) -> String {
     let body = match action {
         "anonymize" => "action:\n  type: anonymize\n  categories: [identity, contact]\n",
@@ -44,8 +50,11 @@ selection:
 {body}approval: {{ mode: auto, acknowledge: [cap-reached, recent-cutoff, large-cascade] }}
 safety:
   batch_size: {CHUNK}
+  batch_time: {batch_time}
 ",
-        db.connector, db.url
+        db.connector,
+        db.url,
+        batch_time = batch_time()
     )
 }
 
@@ -334,7 +343,11 @@ pub fn run(engine: &EngineArgs, customers: u64, runs: usize) -> Result<(), Box<d
             let per_run = |name: &str| phases.get(name).map(|d| *d / runs as u32).unwrap_or_default();
             let (sl, sb) = (summarise(t_lethe), summarise(t_base));
             let rate = |d: Duration| n as f64 / d.as_secs_f64();
-            println!("apply {action} on {}: {n} records, {runs} runs each", db.which.connector());
+            println!(
+                "apply {action} on {}: {n} records, {runs} runs each, batch_time {}",
+                db.which.connector(),
+                batch_time()
+            );
             println!(
                 "  lethe apply       median {} ({:.0} records/s), peak heap {}",
                 ms(sl.median),
