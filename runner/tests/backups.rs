@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -22,18 +22,8 @@ struct Setup {
 
 impl Setup {
     fn lethe(&self, args: &[&str]) -> (i32, String) {
-        let o: Output = Command::new(env!("CARGO_BIN_EXE_lethe"))
+        let o: Output = lethe_command(&self.dir, &self.dir.join("state.db"))
             .args(args)
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .env(
-                "LETHE_STATE_URL",
-                format!("sqlite://{}", self.dir.join("state.db").display()),
-            )
-            .env("LETHE_HASH_KEY", KEY)
-            .env("LETHE_USER", "planner@example.com")
-            .env_remove("LETHE_PROJECT")
-            .env_remove("LETHE_AGE_IDENTITY")
             .output()
             .unwrap();
         (
@@ -185,16 +175,9 @@ async fn the_identity_may_come_from_the_environment() {
     let before = dump(&s.db).await;
     s.ok(&["apply", "plan.json", "--yes"]);
     let backup = s.backup();
-    let o = Command::new(env!("CARGO_BIN_EXE_lethe"))
+    let o = lethe_command(&s.dir, &s.dir.join("state.db"))
         .args(["restore", backup.to_str().unwrap()])
-        .current_dir(&s.dir)
-        .env(
-            "LETHE_STATE_URL",
-            format!("sqlite://{}", s.dir.join("state.db").display()),
-        )
-        .env("LETHE_HASH_KEY", KEY)
         .env("LETHE_AGE_IDENTITY", s.dir.join("backup-key.txt"))
-        .env_remove("LETHE_PROJECT")
         .output()
         .unwrap();
     assert_eq!(

@@ -6,18 +6,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
 fn lethe(args: &[&str], state: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lethe"))
+    lethe_command(&root(), state)
         .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .env("LETHE_STATE_URL", format!("sqlite://{}", state.display()))
-        .env("LETHE_HASH_KEY", KEY)
-        .env("LETHE_USER", "planner@example.com")
         .output()
         .expect("the lethe binary runs")
 }

@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -31,17 +31,9 @@ struct Fixture {
 const FILES: [&str; 3] = ["retail.db", "job.yaml", "lethe.toml"];
 
 fn lethe(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lethe"));
+    let mut c = lethe_command(dir, &dir.join("state.db"));
     c.args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env(
-            "LETHE_STATE_URL",
-            format!("sqlite://{}", dir.join("state.db").display()),
-        )
-        .env("LETHE_HASH_KEY", KEY)
         .env("LETHE_USER", "crash@example.com")
-        .env_remove("LETHE_AGE_IDENTITY")
         .env_remove("LETHE_CRASH_AT");
     if let Some(at) = crash {
         c.env("LETHE_CRASH_AT", at);
@@ -187,16 +179,9 @@ fn finish(
         let kill = if crash.is_none() { kill_after() } else { None };
         let status = match kill {
             Some(after) => {
-                let mut child = Command::new(env!("CARGO_BIN_EXE_lethe"))
+                let mut child = lethe_command(dir, &dir.join("state.db"))
                     .args(&args)
-                    .current_dir(dir)
-                    .env(
-                        "LETHE_STATE_URL",
-                        format!("sqlite://{}", dir.join("state.db").display()),
-                    )
-                    .env("LETHE_HASH_KEY", KEY)
                     .env("LETHE_USER", "crash@example.com")
-                    .env_remove("LETHE_AGE_IDENTITY")
                     .env_remove("LETHE_CRASH_AT")
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -31,18 +31,8 @@ struct Setup {
 
 impl Setup {
     fn lethe(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lethe"))
+        lethe_command(&self.dir, &self.dir.join("state.db"))
             .args(args)
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .env(
-                "LETHE_STATE_URL",
-                format!("sqlite://{}", self.dir.join("state.db").display()),
-            )
-            .env("LETHE_HASH_KEY", KEY)
-            .env("LETHE_USER", "planner@example.com")
-            .env_remove("LETHE_PROJECT")
-            .env_remove("LETHE_AGE_IDENTITY")
             .output()
             .unwrap()
     }

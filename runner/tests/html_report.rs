@@ -324,16 +324,8 @@ fn problem(event: &Value) -> Option<String> {
 }
 
 fn lethe(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lethe"))
+    lethe_command(&root(), &dir.join("state.db"))
         .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .env(
-            "LETHE_STATE_URL",
-            format!("sqlite://{}", dir.join("state.db").display()),
-        )
-        .env("LETHE_HASH_KEY", KEY)
-        .env("LETHE_USER", "planner@example.com")
         .output()
         .expect("the lethe binary runs")
 }

@@ -249,45 +249,41 @@ async fn recent_cutoffs_warn() {
     );
 }
 
-#[tokio::test]
-async fn plan_files_match_their_schema() {
+/// Plans the example jobs on the demo and checks `as_json` of each plan
+/// against the committed schema `file`.
+async fn examples_match_schema(
+    file: &str,
+    as_json: impl Fn(&lethe::plan::Plan) -> serde_json::Value,
+) {
     let dir = tempfile::tempdir().unwrap();
     let db = demo_db(dir.path(), 300).await;
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("schemas/plan.schema.json")).unwrap(),
-    )
-    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("schemas").join(file)).unwrap())
+            .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     for name in EXAMPLES {
         let p = plan(&load_job(name, &example_job_text(name, &db)))
             .await
             .unwrap()
             .plan;
-        let v = serde_json::to_value(&p).unwrap();
+        let v = as_json(&p);
         let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
+}
+
+#[tokio::test]
+async fn plan_files_match_their_schema() {
+    examples_match_schema("plan.schema.json", |p| serde_json::to_value(p).unwrap()).await;
 }
 
 /// The JSON report CI reads (`lethe plan --format json`) matches its
 /// committed schema, `schemas/report.schema.json`.
 #[tokio::test]
 async fn json_reports_match_their_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = demo_db(dir.path(), 300).await;
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("schemas/report.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    for name in EXAMPLES {
-        let p = plan(&load_job(name, &example_job_text(name, &db)))
-            .await
-            .unwrap()
-            .plan;
-        let json = lethe::report::PlanView::new(&p).render(lethe::report::Format::Json);
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{name}: {errors:#?}");
-    }
+    examples_match_schema("report.schema.json", |p| {
+        let json = lethe::report::PlanView::new(p).render(lethe::report::Format::Json);
+        serde_json::from_str(&json).unwrap()
+    })
+    .await;
 }

@@ -37,6 +37,24 @@ pub fn backup_identities() -> lethe::apply::backup::Identities {
     lethe::apply::backup::Identities::from_text(backup_key().0.as_bytes(), "the test key").unwrap()
 }
 
+/// `lethe` run in `cwd` with the ledger in `state_db`, the test key, a
+/// planner's identity, no colours, and nothing from the caller's
+/// environment that would change what it reads (project file, age identity).
+pub fn lethe_command(cwd: &Path, state_db: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lethe"));
+    c.current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env(
+            "LETHE_STATE_URL",
+            format!("sqlite://{}", state_db.display()),
+        )
+        .env("LETHE_HASH_KEY", KEY)
+        .env("LETHE_USER", "planner@example.com")
+        .env_remove("LETHE_PROJECT")
+        .env_remove("LETHE_AGE_IDENTITY");
+    c
+}
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
