@@ -10,10 +10,12 @@ use crate::project::{HookEvent, Project};
 /// Runs the hooks of `event`. A required hook that fails is an error (the
 /// caller decides what it stops); any other failure is logged.
 pub fn fire(project: &Project, event: HookEvent, detail: serde_json::Value) -> Result<(), String> {
+    // With their place in the project file (`[[hook]]` #1, #2, …).
     let hooks: Vec<_> = project
         .hooks
         .iter()
-        .filter(|h| h.on.contains(&event))
+        .enumerate()
+        .filter(|(_, h)| h.on.contains(&event))
         .collect();
     if hooks.is_empty() {
         return Ok(());
@@ -27,11 +29,18 @@ pub fn fire(project: &Project, event: HookEvent, detail: serde_json::Value) -> R
     }
     let input = serde_json::to_vec(&payload).unwrap_or_default();
     let mut first_error = None;
-    for h in hooks {
+    for (n, h) in hooks {
         let limit = Duration::from_secs(h.timeout_seconds.unwrap_or(30));
         let outcome = run(&h.command, &input, limit);
         if let Err(why) = outcome {
-            let message = format!("the {} hook `{}` failed: {why}", event.as_str(), h.command);
+            // Named by its place and program, never by the whole command:
+            // its arguments often hold a webhook's token.
+            let program = h.command.split_whitespace().next().unwrap_or("");
+            let message = format!(
+                "the {} hook #{} (`{program}`) failed: {why}",
+                event.as_str(),
+                n + 1
+            );
             if h.required {
                 tracing::error!("{message}");
                 first_error.get_or_insert(message);

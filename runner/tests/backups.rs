@@ -156,6 +156,20 @@ async fn apply_encrypts_and_restore_needs_the_identity() {
     assert!(text.contains("nothing was restored"), "{text}");
     let (code, text) = s.lethe(&["restore", shown, "--identity", "missing.txt"]);
     assert_eq!(code, 1, "{text}");
+    // The secret key itself where its file belongs: refused, never echoed.
+    let secret = backup_key()
+        .0
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_owned();
+    let (code, text) = s.lethe(&["restore", shown, "--identity", &secret]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is a secret key"), "{text}");
+    assert!(
+        !text.contains(&secret),
+        "the secret key was printed: {text}"
+    );
     assert_eq!(dump(&s.db).await, after, "a refused restore changed rows");
 
     // The right identity, by the run's id: every row is back.

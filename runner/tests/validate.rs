@@ -326,6 +326,11 @@ fn cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             ],
         ),
         (
+            "model: a change request that is never marked applied",
+            edit(MODEL, "      placed_at: { type: datetime }\n", "      placed_at: { type: datetime }\n      phone: { type: string }\n    rectifies:\n      entity: customer\n      foreign_key: customer_id\n      fields: { phone: email }\n      set: {}\n"),
+            vec!["case.yaml:22:12: error[rectify-set]: `order` rectifies but sets nothing on an applied request, so every run would apply it again"],
+        ),
+        (
             "rectify an entity that holds no change requests",
             edit(JOB, "  type: anonymize\n  categories: [identity, contact]", "  type: rectify"),
             vec!["case.yaml:20:9: error[cannot-rectify]: `customer` has no `rectifies` definition in the system model, so its records are not change requests to apply"],

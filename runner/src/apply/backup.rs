@@ -337,6 +337,14 @@ pub struct Identities {
 impl Identities {
     /// Reads an identity file (as `age-keygen -o` writes it).
     pub fn from_file(path: &Path) -> Result<Self, BackupError> {
+        // A secret key given where its file belongs: refuse without
+        // echoing it (every error below names the path).
+        if path.to_string_lossy().trim().starts_with("AGE-SECRET-KEY-") {
+            return Err(BackupError {
+                path: "AGE-SECRET-KEY-…".to_owned(),
+                reason: "is a secret key, not the path of an identity file: put it in a file readable only by you and give that file".to_owned(),
+            });
+        }
         let err = error_at(path);
         let text =
             std::fs::read(path).map_err(|e| err(format!("cannot read the identity file: {e}")))?;

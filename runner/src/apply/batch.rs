@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lethe_connector::{
-    Cond, Connector, ConnectorError, Delete, Expr, Insert, Schema, Select, Update, Value,
+    Cond, Connector, ConnectorError, Delete, Insert, Schema, Select, Update, Value,
 };
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
@@ -104,6 +104,34 @@ async fn rows(
         .await
         .map_err(at("reading rows to back up"))?;
     Ok((cols, out))
+}
+
+/// Reads every column of the rows of `table` with these keys, in chunks.
+async fn rows_by_keys(
+    conn: &mut dyn Connector,
+    schema: &Schema,
+    table: &str,
+    key: &str,
+    keys: &[Value],
+) -> Result<(Vec<String>, Vec<Vec<Value>>), BatchError> {
+    let mut cols = columns(schema, table);
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(KEY_CHUNK) {
+        let (c, found) = rows(conn, schema, table, key, Cond::keys(key, chunk.to_vec())).await?;
+        cols = c;
+        out.extend(found);
+    }
+    Ok((cols, out))
+}
+
+/// Where `column` is among `columns`; a column the plan relies on that the
+/// table no longer has stops the batch rather than writing elsewhere.
+fn position(columns: &[String], column: &str, table: &str) -> Result<usize, BatchError> {
+    columns.iter().position(|c| c == column).ok_or_else(|| {
+        BatchError::Template(format!(
+            "the table `{table}` has no column `{column}` any more; make a new plan"
+        ))
+    })
 }
 
 impl Ctx<'_> {
@@ -341,17 +369,14 @@ impl Ctx<'_> {
     ) -> Result<(), BatchError> {
         let (table, key) = self.entity();
         // The requests, as they are now (drift already compared them with the plan).
-        let (req_cols, req_rows) = rows(
-            conn,
-            self.schema,
-            table,
-            key,
-            Cond::keys(key, kept.to_vec()),
-        )
-        .await?;
-        let col_at = |c: &str| req_cols.iter().position(|x| x == c).unwrap_or(0);
-        let (req_key, link) = (col_at(key), col_at(&spec.link));
-        let from: Vec<usize> = spec.fields.iter().map(|f| col_at(&f.from)).collect();
+        let (req_cols, req_rows) = rows_by_keys(conn, self.schema, table, key, kept).await?;
+        let col_at = |c: &str| position(&req_cols, c, table);
+        let (req_key, link) = (col_at(key)?, col_at(&spec.link)?);
+        let from = spec
+            .fields
+            .iter()
+            .map(|f| col_at(&f.from))
+            .collect::<Result<Vec<usize>, _>>()?;
         let by_key: HashMap<Vec<u8>, &Vec<Value>> =
             req_rows.iter().map(|r| (id(&r[req_key]), r)).collect();
         let requests: Vec<&Vec<Value>> = kept
@@ -367,35 +392,25 @@ impl Ctx<'_> {
             .collect();
         targets.sort_by_key(id);
         targets.dedup_by(|a, b| id(a) == id(b));
-        let (cols, found) = rows(
-            conn,
-            self.schema,
-            &spec.table,
-            &spec.key,
-            Cond::keys(&spec.key, targets.clone()),
-        )
-        .await?;
-        let key_idx = cols.iter().position(|c| *c == spec.key).unwrap_or(0);
-        let slot: Vec<usize> = spec
+        let (cols, found) =
+            rows_by_keys(conn, self.schema, &spec.table, &spec.key, &targets).await?;
+        let key_idx = position(&cols, &spec.key, &spec.table)?;
+        let slot = spec
             .fields
             .iter()
-            .map(|f| cols.iter().position(|c| *c == f.column).unwrap_or(0))
-            .collect();
+            .map(|f| position(&cols, &f.column, &spec.table))
+            .collect::<Result<Vec<usize>, _>>()?;
         let mut current: HashMap<Vec<u8>, Vec<Value>> =
             found.iter().map(|r| (id(&r[key_idx]), r.clone())).collect();
 
-        // Values of unique fields other records hold: such a request would
-        // break the index, so it waits (skipped, with the reason).
+        // Who holds each requested value of a unique field: a request for a
+        // value another record holds (in the database, or by an earlier
+        // request of this batch) would break the index, so it waits.
         let entity = self.model.entities.get(&spec.entity);
         let target_table = self.schema.table(&spec.table);
-        let mut taken: HashMap<usize, HashSet<Vec<u8>>> = HashMap::new();
+        let mut holders: HashMap<usize, HashMap<Vec<u8>, Vec<u8>>> = HashMap::new();
         for (fi, f) in spec.fields.iter().enumerate() {
-            let unique = entity
-                .and_then(|e| e.fields.get(&f.field))
-                .is_some_and(|mf| mf.unique)
-                || target_table
-                    .is_some_and(|tb| tb.unique.iter().any(|u| u.len() == 1 && u[0] == f.column));
-            if !unique {
+            if !crate::plan::work::is_unique(entity, target_table, &f.field, &f.column) {
                 continue;
             }
             let wanted: Vec<Value> = requests
@@ -403,30 +418,14 @@ impl Ctx<'_> {
                 .map(|r| r[from[fi]].clone())
                 .filter(|v| !v.is_null())
                 .collect();
-            let mut set = HashSet::new();
-            for chunk in wanted.chunks(KEY_CHUNK) {
-                let q = Select {
-                    table: spec.table.clone(),
-                    columns: vec![f.column.clone()],
-                    flags: vec![],
-                    filter: Cond::In {
-                        expr: Expr::Column(f.column.clone()),
-                        values: chunk.to_vec(),
-                        negated: false,
-                    }
-                    .and(Cond::Not(Box::new(Cond::keys(&spec.key, targets.clone())))),
-                    order_by: vec![],
-                    limit: None,
-                };
-                let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
-                    set.insert(id(&row[0]));
-                    Ok(())
-                };
-                conn.select(&q, &mut sink)
+            let held = holders.entry(fi).or_default();
+            for (holder, value) in
+                crate::plan::taken_values(conn, &spec.table, &spec.key, &f.column, &wanted)
                     .await
-                    .map_err(at("checking unique values"))?;
+                    .map_err(at("checking unique values"))?
+            {
+                held.insert(id(&value), id(&holder));
             }
-            taken.insert(fi, set);
         }
 
         // Fold the requests onto the records, in order.
@@ -445,7 +444,11 @@ impl Ctx<'_> {
             };
             let clash = spec.fields.iter().enumerate().find(|(fi, _)| {
                 let v = &r[from[*fi]];
-                !v.is_null() && taken.get(fi).is_some_and(|t| t.contains(&id(v)))
+                !v.is_null()
+                    && holders
+                        .get(fi)
+                        .and_then(|h| h.get(&id(v)))
+                        .is_some_and(|holder| *holder != rid)
             });
             if let Some((_, f)) = clash {
                 out.skipped.push(Skipped {
@@ -461,6 +464,10 @@ impl Ctx<'_> {
                 let v = &r[i];
                 if v.is_null() || crate::apply::verify::same(&row[slot[fi]], v) {
                     continue;
+                }
+                if let Some(h) = holders.get_mut(&fi) {
+                    h.remove(&id(&row[slot[fi]]));
+                    h.insert(id(v), rid.clone());
                 }
                 row[slot[fi]] = v.clone();
                 changed.entry(rid.clone()).or_default().insert(fi);
@@ -692,13 +699,7 @@ impl Ctx<'_> {
             // Unique columns stay unique: a replacement already taken by a
             // row outside this set gets a deterministic variant.
             for (fi, f) in t.fields.iter().enumerate() {
-                let unique = entity
-                    .and_then(|e| e.fields.get(&f.field))
-                    .is_some_and(|mf| mf.unique)
-                    || table.is_some_and(|tb| {
-                        tb.unique.iter().any(|u| u.len() == 1 && u[0] == f.column)
-                    });
-                if unique {
+                if crate::plan::work::is_unique(entity, table, &f.field, &f.column) {
                     self.keep_unique(conn, &t.rows, &f.column, fi + 1, &mut new_rows)
                         .instrument(tracing::info_span!("batch.unique"))
                         .await?;
@@ -755,36 +756,21 @@ impl Ctx<'_> {
         slot: usize,
         rows: &mut [Vec<Value>],
     ) -> Result<(), BatchError> {
-        let ours: Vec<Value> = rows.iter().map(|r| r[0].clone()).collect();
+        let ours: HashSet<Vec<u8>> = rows.iter().map(|r| id(&r[0])).collect();
         for attempt in 1..=8u32 {
-            let mut taken: HashSet<Vec<u8>> = HashSet::new();
             let wanted: Vec<Value> = rows
                 .iter()
                 .map(|r| r[slot].clone())
                 .filter(|v| !v.is_null())
                 .collect();
-            for chunk in wanted.chunks(KEY_CHUNK) {
-                let q = Select {
-                    table: tp.table.clone(),
-                    columns: vec![column.to_owned()],
-                    flags: vec![],
-                    filter: Cond::In {
-                        expr: Expr::Column(column.to_owned()),
-                        values: chunk.to_vec(),
-                        negated: false,
-                    }
-                    .and(Cond::Not(Box::new(Cond::keys(&tp.key, ours.clone())))),
-                    order_by: vec![],
-                    limit: None,
-                };
-                let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
-                    taken.insert(id(&row[0]));
-                    Ok(())
-                };
-                conn.select(&q, &mut sink)
+            let taken: HashSet<Vec<u8>> =
+                crate::plan::taken_values(conn, &tp.table, &tp.key, column, &wanted)
                     .await
-                    .map_err(at("checking unique values"))?;
-            }
+                    .map_err(at("checking unique values"))?
+                    .into_iter()
+                    .filter(|(holder, _)| !ours.contains(&id(holder)))
+                    .map(|(_, v)| id(&v))
+                    .collect();
             let mut used: HashSet<Vec<u8>> = HashSet::new();
             let mut changed = false;
             for r in rows.iter_mut() {
@@ -931,12 +917,15 @@ pub fn render(
     if !s.contains("{{") {
         return Ok(Value::Text(s.clone()));
     }
-    let env = minijinja::Environment::new();
-    let record = record.map(Value::render);
-    env.render_str(
-        s,
-        minijinja::context! { key => key.render(), record => record, now => now },
-    )
-    .map(Value::Text)
-    .map_err(|e| BatchError::Template(format!("an `insert` value does not render: {e}")))
+    let mut env = minijinja::Environment::new();
+    // `record` only where there is one: elsewhere it is undefined, and an
+    // undefined name in a template is an error, not the text "none".
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let ctx = match record {
+        Some(r) => minijinja::context! { key => key.render(), record => r.render(), now => now },
+        None => minijinja::context! { key => key.render(), now => now },
+    };
+    env.render_str(s, ctx)
+        .map(Value::Text)
+        .map_err(|e| BatchError::Template(format!("an `insert` value does not render: {e}")))
 }

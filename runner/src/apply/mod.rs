@@ -940,16 +940,11 @@ async fn run_batches(
             .as_ref()
             .is_some_and(|p| p.load(std::sync::atomic::Ordering::SeqCst))
         {
-            let done = ledger
-                .batches(&run.id)
-                .await?
-                .iter()
-                .filter(|b| b.committed)
-                .count() as u64;
+            // Batches commit in order: `seq` of them have.
             return Err(ApplyError::Paused {
                 run_id: run.id.clone(),
-                done,
-                total: planned.max(done),
+                done: seq,
+                total: planned.max(seq),
             });
         }
         let began = std::time::Instant::now();

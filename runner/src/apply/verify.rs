@@ -640,12 +640,17 @@ pub async fn check_rows(
     journal: &Path,
     strategist: &Strategist,
 ) -> Result<RowCheck, super::ApplyError> {
+    let read_err = |e: backup::BackupError| super::ApplyError::Backup(e.to_string());
     let mut check = RowCheck::default();
     let mut chunk: Vec<Probe> = Vec::with_capacity(KEY_CHUNK);
-    let reader = backup::Reader::<Entry>::open(journal, None)
-        .map_err(|e| super::ApplyError::Backup(e.to_string()))?;
+    // Updates not as the run left them: a later batch may have written the
+    // same row again (two change requests for one record), which only a
+    // second look at the journal tells.
+    let mut suspects: Vec<Suspect> = Vec::new();
+    let mut seen = 0usize;
+    let reader = backup::Reader::<Entry>::open(journal, None).map_err(read_err)?;
     for e in reader {
-        let e = e.map_err(|e| super::ApplyError::Backup(e.to_string()))?;
+        let e = e.map_err(read_err)?;
         let probe = Probe::of_entry(&e).ok_or_else(|| {
             super::ApplyError::Backup(format!(
                 "{}: a MAC of batch {} does not read",
@@ -655,18 +660,90 @@ pub async fn check_rows(
         })?;
         chunk.push(probe);
         if chunk.len() == KEY_CHUNK {
-            flush(conn, schema, &mut chunk, &mut check, strategist).await?;
+            flush(
+                conn,
+                schema,
+                &mut chunk,
+                &mut seen,
+                &mut suspects,
+                strategist,
+            )
+            .await?;
         }
     }
-    flush(conn, schema, &mut chunk, &mut check, strategist).await?;
+    flush(
+        conn,
+        schema,
+        &mut chunk,
+        &mut seen,
+        &mut suspects,
+        strategist,
+    )
+    .await?;
+    check.checked = seen as u64;
+    if !suspects.is_empty() {
+        let reader = backup::Reader::<Entry>::open(journal, None).map_err(read_err)?;
+        for (i, e) in reader.enumerate() {
+            let e = e.map_err(read_err)?;
+            if e.op != Op::Update {
+                continue;
+            }
+            for s in suspects
+                .iter_mut()
+                .filter(|s| s.at < i && s.probe.table == e.table && s.probe.key == e.key)
+            {
+                s.probe.after.retain(|c, _| !e.after.contains_key(c));
+                s.probe.before.retain(|c, _| !e.after.contains_key(c));
+                s.rewritten = true;
+            }
+        }
+        // What no later batch rewrote must still be as this one left it.
+        let (mut again, keep): (Vec<Suspect>, Vec<Suspect>) = suspects
+            .into_iter()
+            .filter(|s| !(s.rewritten && s.probe.after.is_empty()))
+            .partition(|s| s.rewritten);
+        let probes: Vec<Probe> = again.drain(..).map(|s| s.probe).collect();
+        let mut still = keep;
+        for chunk in probes.chunks(KEY_CHUNK) {
+            let st = states(conn, schema, chunk, Some(strategist))
+                .await
+                .map_err(|e| super::ApplyError::Target {
+                    what: "verifying the changed rows",
+                    source: e,
+                })?;
+            for (p, s) in chunk.iter().zip(st) {
+                if s != LineState::Done {
+                    still.push(Suspect {
+                        at: 0,
+                        probe: p.clone(),
+                        rewritten: true,
+                    });
+                }
+            }
+        }
+        suspects = still;
+    }
+    check.changed_since = suspects
+        .into_iter()
+        .map(|s| (s.probe.table, s.probe.key))
+        .collect();
     Ok(check)
+}
+
+/// A row not as the run left it; `rewritten` once a later batch is found
+/// to have written some of its columns again (they are then left out).
+struct Suspect {
+    at: usize,
+    probe: Probe,
+    rewritten: bool,
 }
 
 async fn flush(
     conn: &mut dyn Connector,
     schema: &Schema,
     chunk: &mut Vec<Probe>,
-    check: &mut RowCheck,
+    seen: &mut usize,
+    suspects: &mut Vec<Suspect>,
     strategist: &Strategist,
 ) -> Result<(), super::ApplyError> {
     if chunk.is_empty() {
@@ -678,13 +755,16 @@ async fn flush(
             what: "verifying the changed rows",
             source: e,
         })?;
-    for (l, s) in chunk.iter().zip(st) {
-        check.checked += 1;
+    for (l, s) in chunk.drain(..).zip(st) {
         if s != LineState::Done {
-            check.changed_since.push((l.table.clone(), l.key.clone()));
+            suspects.push(Suspect {
+                at: *seen,
+                probe: l,
+                rewritten: false,
+            });
         }
+        *seen += 1;
     }
-    chunk.clear();
     Ok(())
 }
 

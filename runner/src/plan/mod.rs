@@ -590,6 +590,7 @@ async fn plan_in_tx(
             let (list, plain, changed_records) = rectify_preview(
                 conn,
                 model,
+                schema,
                 spec,
                 &fingerprint_columns,
                 &rows,
@@ -791,6 +792,7 @@ pub fn fingerprint_columns(job: &JobFile, work: &Work) -> Vec<String> {
 async fn rectify_preview(
     conn: &mut dyn Connector,
     model: &crate::spec::model::SystemModel,
+    schema: &Schema,
     spec: &work::RectifySpec,
     fingerprint_columns: &[String],
     requests: &HashMap<Vec<u8>, Vec<Value>>,
@@ -818,11 +820,13 @@ async fn rectify_preview(
     // Requested values of unique fields, and which record holds each now.
     let mut holders: HashMap<(usize, Vec<u8>), Vec<u8>> = HashMap::new();
     let target = model.entities.get(&spec.entity);
+    let unique: Vec<bool> = spec
+        .fields
+        .iter()
+        .map(|f| work::is_unique(target, schema.table(&spec.table), &f.field, &f.column))
+        .collect();
     for (fi, f) in spec.fields.iter().enumerate() {
-        if !target
-            .and_then(|e| e.fields.get(&f.field))
-            .is_some_and(|mf| mf.unique)
-        {
+        if !unique[fi] {
             continue;
         }
         let wanted: Vec<Value> = selected
@@ -831,26 +835,11 @@ async fn rectify_preview(
             .map(|row| row[from[fi]].clone())
             .filter(|v| !v.is_null())
             .collect();
-        for chunk in wanted.chunks(KEY_CHUNK) {
-            let q = Select {
-                table: spec.table.clone(),
-                columns: vec![spec.key.clone(), f.column.clone()],
-                flags: vec![],
-                filter: Cond::In {
-                    expr: Expr::Column(f.column.clone()),
-                    values: chunk.to_vec(),
-                    negated: false,
-                },
-                order_by: vec![],
-                limit: None,
-            };
-            let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
-                holders.insert((fi, key_id(&row[1])), key_id(&row[0]));
-                Ok(())
-            };
-            conn.select(&q, &mut sink)
-                .await
-                .map_err(at("checking requested unique values"))?;
+        for (holder, value) in taken_values(conn, &spec.table, &spec.key, &f.column, &wanted)
+            .await
+            .map_err(at("checking requested unique values"))?
+        {
+            holders.insert((fi, key_id(&value)), key_id(&holder));
         }
     }
     let mut list = Vec::new();
@@ -876,7 +865,7 @@ async fn rectify_preview(
         });
         let mut fields = Vec::new();
         let mut pairs = Vec::new();
-        for (f, &i) in spec.fields.iter().zip(&from) {
+        for (fi, (f, &i)) in spec.fields.iter().zip(&from).enumerate() {
             let wanted = &req[i];
             if wanted.is_null() {
                 continue;
@@ -894,8 +883,13 @@ async fn rectify_preview(
                 changed,
             });
             pairs.push((display(&now), display(wanted)));
-            // A later request for the same record sees this one applied.
-            if waits.is_none() {
+            // A later request sees this one applied, as apply's fold does:
+            // the record's new value, and who holds a unique value now.
+            if waits.is_none() && changed {
+                if unique[fi] {
+                    holders.remove(&(fi, key_id(&now)));
+                    holders.insert((fi, key_id(wanted)), key_id(&record));
+                }
                 current[slot] = wanted.clone();
             }
         }
@@ -908,6 +902,41 @@ async fn rectify_preview(
         plain.push(pairs);
     }
     Ok((list, plain, changed_records.len() as u64))
+}
+
+/// The rows of `table` whose `column` holds one of `wanted`, as (key,
+/// value): who holds the values a change would give a unique column.
+pub async fn taken_values(
+    conn: &mut dyn Connector,
+    table: &str,
+    key: &str,
+    column: &str,
+    wanted: &[Value],
+) -> Result<Vec<(Value, Value)>, ConnectorError> {
+    let mut out = Vec::new();
+    for chunk in wanted.chunks(KEY_CHUNK) {
+        let q = Select {
+            table: table.to_owned(),
+            columns: vec![key.to_owned(), column.to_owned()],
+            flags: vec![],
+            filter: Cond::In {
+                expr: Expr::Column(column.to_owned()),
+                values: chunk.to_vec(),
+                negated: false,
+            },
+            order_by: vec![],
+            limit: None,
+        };
+        let mut sink = |row: Vec<Value>| -> lethe_connector::Result<()> {
+            let mut it = row.into_iter();
+            if let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((k, v));
+            }
+            Ok(())
+        };
+        conn.select(&q, &mut sink).await?;
+    }
+    Ok(out)
 }
 
 /// SHA-256 of a row's values (their JSON), the first 32 hex digits.

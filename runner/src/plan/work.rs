@@ -443,6 +443,20 @@ pub fn work(r: &Resolver<'_>, entity: &str, action: &Action) -> Result<Work, Unk
     }
 }
 
+/// Whether a field's values must stay unique: the model says so, or the
+/// table has a one-column unique index on it.
+pub fn is_unique(
+    entity: Option<&Entity>,
+    table: Option<&lethe_connector::Table>,
+    field: &str,
+    column: &str,
+) -> bool {
+    entity
+        .and_then(|e| e.fields.get(field))
+        .is_some_and(|f| f.unique)
+        || table.is_some_and(|t| t.unique.iter().any(|u| u.len() == 1 && u[0] == column))
+}
+
 /// The model's side-effect rows, with column names resolved.
 fn insert_specs(
     r: &Resolver<'_>,
@@ -474,24 +488,27 @@ pub fn missing_record(
     let Action::Rectify {} = action else {
         return Ok(None);
     };
-    let Work::Rectify(spec) = work(r, entity, action)? else {
+    let root = r.entity(entity)?;
+    let Some(rd) = &root.rectifies else {
         return Ok(None);
     };
+    let target = r.entity(&rd.entity)?;
+    let link = column_or_self(root, &rd.foreign_key);
     let cond = Cond::Or(vec![
         Cond::IsNull {
-            expr: Expr::Column(spec.link.clone()),
+            expr: Expr::Column(link.clone()),
             negated: false,
         },
         Cond::Not(Box::new(Cond::InSet {
-            column: spec.link.clone(),
-            table: spec.table.clone(),
-            key: spec.key.clone(),
+            column: link,
+            table: target.table.clone(),
+            key: target.key.clone(),
             filter: Box::new(Cond::True),
         })),
     ]);
     Ok(Some((
         cond,
-        format!("the {} it changes no longer exists", spec.entity),
+        format!("the {} it changes no longer exists", rd.entity),
     )))
 }
 

@@ -548,6 +548,14 @@ pub fn check_model(m: &ModelFile) -> Vec<Diagnostic> {
                             .help = Some("a request's field must hold the same kind of value as the field it changes".into());
                         }
                     }
+                    if rd.set.is_empty() {
+                        out.at(
+                            &format!("{rp}/set"),
+                            "rectify-set",
+                            format!("`{ename}` rectifies but sets nothing on an applied request, so every run would apply it again"),
+                        )
+                        .help = Some("mark applied requests, for example `set: { status: applied }`, and select only unmarked ones".into());
+                    }
                     if rd.fields.is_empty() {
                         out.at(
                             &format!("{rp}/fields"),

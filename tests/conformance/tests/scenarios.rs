@@ -754,6 +754,115 @@ async fn customer_portal_apply_approved_changes(backend: Backend) {
     );
 }
 
+/// customer-portal in batches of one: a customer's two requests land in
+/// different batches, the second rewrites what the first wrote, and the
+/// verification still passes (it checks what the run left last).
+async fn customer_portal_one_request_a_batch(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    db.exec(&(portal_sql(backend).join(";\n") + ";\n")).await;
+    let before = db.dump("America/Sao_Paulo").await;
+    let path = job(&db, backend, "approve-pending-changes", "customer-portal");
+    let text = std::fs::read_to_string(&path).unwrap() + "  batch_size: 1\n";
+    std::fs::write(&path, text).unwrap();
+    let (code, out) = lethe(
+        &db,
+        &[
+            "plan",
+            "approve-pending-changes.yaml",
+            "-o",
+            "p.json",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(
+        &db,
+        &[
+            "approve", "p.json", "--by", APPROVER, "--role", "dpo", "--reason", "aprovado",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(&db, &["apply", "p.json", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Verification  passed"), "{out}");
+    let after = db.dump("America/Sao_Paulo").await;
+    assert_eq!(
+        row(&after, "clientes", "2")[5],
+        row(&before, "alteracoes_cadastrais", "3")[10],
+        "the later request's address"
+    );
+}
+
+/// customer-portal: unique values inside one batch. Customer 4 also has a
+/// request in the batch, yet still holds the e-mail customer 3 asks for;
+/// and a later request asks for the e-mail an earlier one of the same
+/// batch gave customer 1. Both wait, with the reason, in the plan and in
+/// the run; the batch commits and the verification passes.
+async fn customer_portal_unique_values_within_a_batch(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    db.exec(&(portal_sql(backend).join(";\n") + ";\n")).await;
+    let planted = db.dump("America/Sao_Paulo").await;
+    let taken = row(&planted, "alteracoes_cadastrais", "1")[8].clone();
+    db.exec(&format!(
+        "INSERT INTO alteracoes_cadastrais (id, cliente_id, status, empreendimento, solicitada_em, telefone) \
+         VALUES (900, 4, 'pendente', 'Loteamento Parque dos Ipês', '2026-05-31 10:00:00', '(11) 90000-0000');\n\
+         INSERT INTO alteracoes_cadastrais (id, cliente_id, status, empreendimento, solicitada_em, email) \
+         VALUES (901, 7, 'pendente', 'Loteamento Parque dos Ipês', '2026-05-31 11:00:00', '{taken}');\n"
+    ))
+    .await;
+    let before = db.dump("America/Sao_Paulo").await;
+    job(&db, backend, "approve-pending-changes", "customer-portal");
+    let (code, plan) = lethe(
+        &db,
+        &[
+            "plan",
+            "approve-pending-changes.yaml",
+            "-o",
+            "p.json",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(
+        plan.matches("apply leaves this request pending").count(),
+        2,
+        "{plan}"
+    );
+    let (code, out) = lethe(
+        &db,
+        &[
+            "approve", "p.json", "--by", APPROVER, "--role", "dpo", "--reason", "aprovado",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lethe(&db, &["apply", "p.json", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Verification  passed"), "{out}");
+    assert!(out.contains("2 skipped"), "{out}");
+    let after = db.dump("America/Sao_Paulo").await;
+    let status = |id: &str| row(&after, "alteracoes_cadastrais", id)[2].clone();
+    assert_eq!(
+        (status("4"), status("901")),
+        ("pendente".into(), "pendente".into())
+    );
+    assert_eq!(status("900"), "aprovada");
+    assert_eq!(row(&after, "clientes", "1")[3], taken);
+    assert_eq!(
+        row(&after, "clientes", "7")[3],
+        row(&before, "clientes", "7")[3]
+    );
+    assert_eq!(
+        row(&after, "clientes", "4")[3],
+        row(&before, "clientes", "4")[3]
+    );
+}
+
 /// customer-portal: automatic approval applies phone-only requests with no
 /// human approval; stale requests are rejected (marked, never applied).
 async fn customer_portal_automatic_approval_and_rejection(backend: Backend) {
@@ -865,6 +974,8 @@ async fn customer_portal_automatic_approval_and_rejection(backend: Backend) {
 
 conformance!(
     customer_portal_apply_approved_changes,
+    customer_portal_one_request_a_batch,
+    customer_portal_unique_values_within_a_batch,
     customer_portal_automatic_approval_and_rejection,
     retail_crm_anonymize_until_none_are_left,
     retail_pos_partial_then_total_wipe,
