@@ -528,19 +528,28 @@ impl Ctx<'_> {
             return Ok(());
         }
         if !spec.set.is_empty() {
-            let root = TablePath {
-                entity: self.plan.entity.name.clone(),
-                table: table.to_owned(),
-                key: key.to_owned(),
-                path: vec![],
-            };
             let mut set = Vec::with_capacity(spec.set.len());
             for (c, v) in &spec.set {
                 set.push((c.clone(), render(v, &Value::Null, None, &self.plan.clock)?));
             }
             let after: Map<String, Json> = set.iter().map(|(c, v)| (c.clone(), json(v))).collect();
-            self.capture(conn, seq, &root, &done, Op::Update, Some(after), out)
-                .await?;
+            // Backed up from the rows this batch already read (every column).
+            for (k, _) in &applied {
+                if let Some(row) = by_key.get(&id(k)) {
+                    out.lines.push(self.line(
+                        seq,
+                        Op::Update,
+                        table,
+                        key,
+                        json(k),
+                        row_map(&req_cols, row),
+                        Some(after.clone()),
+                    ));
+                }
+            }
+            *out.effects
+                .entry((table.to_owned(), Change::Updated))
+                .or_default() += done.len() as u64;
             for chunk in done.chunks(KEY_CHUNK) {
                 conn.update(&Update::Set {
                     table: table.to_owned(),
