@@ -459,22 +459,6 @@ pub async fn apply(
         }
     };
     let run_id = resumed.as_ref().map_or_else(new_run_id, |r| r.id.clone());
-    // A required run-started hook that fails stops the run before it begins.
-    crate::hooks::fire(
-        &options.project,
-        crate::project::HookEvent::RunStarted,
-        serde_json::json!({
-            "run_id": run_id,
-            "plan_id": plan.plan_id,
-            "job": crate::ledger::job_name(plan),
-            "target": plan.target.location,
-            "action": plan.action.as_str(),
-            "records": plan.summary.selected,
-            "by": options.by,
-            "resumed": resumed.is_some(),
-        }),
-    )
-    .map_err(ApplyError::Refused)?;
     if let Err(holder) = ledger.lock(&target_key, &run_id, &options.by).await? {
         // A lock held by a process that no longer exists on this machine
         // protects nothing: release it (with an audit event). A lock held
@@ -493,6 +477,25 @@ pub async fn apply(
         if let Err(h) = ledger.lock(&target_key, &run_id, &options.by).await? {
             return Err(ApplyError::Locked(h));
         }
+    }
+    // Announced once the run holds the target (a locked target starts
+    // nothing); a required hook that fails stops it before it begins.
+    if let Err(e) = crate::hooks::fire(
+        &options.project,
+        crate::project::HookEvent::RunStarted,
+        serde_json::json!({
+            "run_id": run_id,
+            "plan_id": plan.plan_id,
+            "job": crate::ledger::job_name(plan),
+            "target": plan.target.location,
+            "action": plan.action.as_str(),
+            "records": plan.summary.selected,
+            "by": options.by,
+            "resumed": resumed.is_some(),
+        }),
+    ) {
+        let _ = ledger.unlock_run(&target_key, &run_id).await;
+        return Err(ApplyError::Refused(e));
     }
     let result = run_locked(
         ledger,

@@ -342,6 +342,17 @@ async fn hooks_get_events_and_a_required_one_can_stop_a_run() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("run-started hook"), "{out}");
     assert_eq!(before, db.dump("UTC").await, "the run changed something");
+    // Nor does it leave the target locked: with the hook gone, it applies.
+    std::fs::write(
+        db.path("lethe.toml"),
+        format!(
+            "[[approver]]\nid = \"anna@example.com\"\nroles = [\"dpo\"]\n\n{}",
+            lethe_conformance::backup_toml()
+        ),
+    )
+    .unwrap();
+    let (code, out) = lethe(&db, &["apply", "plan.json", "--yes"]);
+    assert_eq!(code, 0, "{out}");
 }
 
 /// The ISP fixture with a project file holding an approver and `hooks`,
